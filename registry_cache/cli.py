@@ -64,9 +64,11 @@ async def stage_request(args: argparse.Namespace, password: str | None) -> int:
     import aiohttp
 
     body = {"ref": args.ref, **({"username": args.username, "password": password} if args.username else {})}
-    auth = aiohttp.BasicAuth(args.cache_user, os.environ.get("TRELLIS_CACHE_PASSWORD", "")) \
-        if args.cache_user else None
-    async with aiohttp.ClientSession(auth=auth) as session:
+    from registry_cache.upstream import basic_header
+
+    password_env = os.environ.get("TRELLIS_CACHE_PASSWORD", "")
+    headers = {"Authorization": basic_header(args.cache_user, password_env)} if args.cache_user else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
         try:
             async with session.post(f"{args.cache.rstrip('/')}/stage?progress=1", json=body) as resp:
                 if resp.status != 200:

@@ -6,6 +6,7 @@ Credentials live only in this object's memory; `close()` forgets them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ class UpstreamClient:
                  password: str | None = None, timeout: float = 30.0) -> None:
         self.registry = registry
         self.base = f"{'http' if insecure else 'https'}://{registry}"
-        self._basic = (aiohttp.BasicAuth(username, password or "").encode() if username else None)
+        self._basic = basic_header(username, password or "") if username else None
         self._tokens: dict[str, str] = {}  # scope -> "Bearer …" / "Basic …"
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
@@ -145,3 +146,7 @@ class UpstreamClient:
             raise UpstreamError(502, "UNKNOWN", f"token server of {self.registry} returned no token")
         self._tokens[scope] = f"Bearer {token}"
 
+
+def basic_header(username: str, password: str) -> str:
+    """An `Authorization: Basic …` value."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()

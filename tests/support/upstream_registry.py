@@ -67,9 +67,10 @@ def self_signed(certdir: Path) -> tuple[Path, Path]:
 class UpstreamRegistry:
     """One docker-registry process (plus its token server when `token_auth`) under `workdir`."""
 
-    def __init__(self, workdir: Path, token_auth: bool = False) -> None:
+    def __init__(self, workdir: Path, token_auth: bool = False, users: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.token_auth = token_auth
+        self.users = users or USERS
         self.data = workdir / "data"
         self.log_path = workdir / "registry.log"
         self.port = 0
@@ -106,7 +107,7 @@ class UpstreamRegistry:
         certdir.mkdir(exist_ok=True)
         key, cert = self_signed(certdir)
         users = self.workdir / "users.json"
-        users.write_text(json.dumps(USERS))
+        users.write_text(json.dumps(self.users))
         port = free_port()
         cmd = [sys.executable, "-m", "tests.support.token_server", "--port", str(port), "--key", str(key),
                "--cert", str(cert), "--issuer", ISSUER, "--service", SERVICE, "--users", str(users)]
@@ -145,7 +146,7 @@ class UpstreamRegistry:
         cmd = ["skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false", "-q",
                f"oci:{image.layout}:{image.tag}", f"docker://{self.host}/{repo}:{tag or image.tag}"]
         if creds or self.token_auth:
-            cmd[2:2] = ["--dest-creds", creds or "alice:secret"]
+            cmd[2:2] = ["--dest-creds", creds or ":".join(next(iter(self.users.items())))]
         subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, HOME=str(self.workdir)))
         return image.digest
 
