@@ -1,0 +1,295 @@
+"""One container on the daemon side: its state, properties, processes, grace timer and file streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict
+
+from garden.backend import Container
+from garden.engine.grace import GraceTimer
+from garden.engine.process import LinuxProcess, close_fds, make_pipes
+from garden.engine.runtime import Runtime
+from garden.errors import GardenError, ProcessNotFoundError
+from garden.linux import channel
+from garden.models import (
+    BandwidthLimits,
+    ContainerInfo,
+    CPULimits,
+    DiskLimits,
+    Limits,
+    MemoryLimits,
+    Metrics,
+    NetOutRule,
+    PidLimits,
+    PortMapping,
+    ProcessSpec,
+)
+from netns.networker import NetworkConfig
+
+STOP_GRACE_SECONDS = 10.0
+CHUNK = 1 << 20
+
+
+def limits_from_dict(data: dict) -> Limits:
+    return Limits(
+        bandwidth=BandwidthLimits(**data.get("bandwidth", {})),
+        cpu=CPULimits(**data.get("cpu", {})),
+        disk=DiskLimits(**data.get("disk", {})),
+        memory=MemoryLimits(**data.get("memory", {})),
+        pid=PidLimits(**data.get("pid", {})),
+    )
+
+
+class LinuxContainer(Container):
+    def __init__(self, runtime: Runtime, state: dict, on_grace_expired: Callable[[str], None]):
+        self.handle = state["handle"]
+        self.runtime = runtime
+        self.state = state
+        self.processes: dict[str, LinuxProcess] = {}
+        self._starting: set[str] = set()
+        self.destroying = False
+        self.grace = GraceTimer(state["grace_time_ns"], lambda: on_grace_expired(self.handle))
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.runtime.depot.save(self.handle, self.state)
+
+    @property
+    def init_pid(self) -> int:
+        return self.state["init_pid"]
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self.grace.hold()
+        try:
+            yield
+        finally:
+            self.grace.release()
+
+    # --- info and metrics --------------------------------------------------------------------
+
+    async def info(self) -> ContainerInfo:
+        net = self.state.get("network") or {}
+        stats = self.runtime.cgroups.stats(self.handle)
+        return ContainerInfo(
+            state=self.state["state"],
+            events=["Out of memory"] if stats.oom_killed else [],
+            host_ip=net.get("host_ip", ""),
+            container_ip=net.get("container_ip", ""),
+            external_ip=net.get("external_ip", ""),
+            container_path=self.runtime.depot.path(self.handle),
+            properties=dict(self.state["properties"]),
+            mapped_ports=[PortMapping(p["host_port"], p["container_port"]) for p in net.get("mapped_ports", [])],
+        )
+
+    async def metrics(self) -> Metrics:
+        stats = self.runtime.cgroups.stats(self.handle)
+        disk = await self.runtime.rootfs.disk_stat(self.handle)
+        network = await self.runtime.network.stat(self.handle) if self.runtime.network else None
+        age_ns = int((time.time() - self.state["created_at"]) * 1e9)
+        shares = self.runtime.cgroups.cpu_shares(self.handle)
+        return Metrics(memory=stats.memory, cpu=stats.cpu, disk=disk, network=network, pids=stats.pids,
+                       age_ns=age_ns, cpu_entitlement=int(shares * age_ns / 1024))
+
+    def current_limits(self) -> Limits:
+        limits = limits_from_dict(self.state["limits"])
+        limits.memory = MemoryLimits(self.runtime.cgroups.memory_limit(self.handle))
+        limits.cpu = CPULimits(limit_in_shares=self.runtime.cgroups.cpu_shares(self.handle))
+        return limits
+
+    # --- properties and grace time -----------------------------------------------------------
+
+    def properties(self) -> dict[str, str]:
+        return dict(self.state["properties"])
+
+    def property(self, key: str) -> str:
+        try:
+            return self.state["properties"][key]
+        except KeyError:
+            raise GardenError(f"property does not exist: {key}") from None
+
+    def set_property(self, key: str, value: str) -> None:
+        self.state["properties"][key] = value
+        self.save()
+
+    def remove_property(self, key: str) -> None:
+        if self.state["properties"].pop(key, None) is not None:
+            self.save()
+
+    def set_grace_time(self, ns: int) -> None:
+        self.state["grace_time_ns"] = ns
+        self.state["properties"]["garden.grace-time"] = str(ns)
+        self.save()
+        self.grace.reset(ns)
+
+    # --- networking --------------------------------------------------------------------------
+
+    def _networker(self):
+        if self.runtime.network is None:
+            raise GardenError("networking is not configured on this daemon")
+        return self.runtime.network
+
+    def set_mapped_ports(self, config: NetworkConfig) -> None:
+        """Record the network config, with the port mappings as Guardian's property too."""
+        self.state["network"] = asdict(config)
+        ports = [{"HostPort": p.host_port, "ContainerPort": p.container_port} for p in config.mapped_ports]
+        self.state["properties"]["garden.network.mapped-ports"] = json.dumps(ports, separators=(",", ":"))
+
+    async def net_in(self, host_port: int, container_port: int) -> tuple[int, int]:
+        result = await self._networker().net_in(self.handle, host_port, container_port)
+        self.set_mapped_ports(self._networker().config(self.handle))
+        self.save()
+        return result
+
+    async def net_out(self, rules: list[NetOutRule]) -> None:
+        await self._networker().net_out(self.handle, rules)
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def _forget(self, process: LinuxProcess) -> None:
+        if self.processes.get(process.id) is process:
+            del self.processes[process.id]
+
+    async def run(self, spec: ProcessSpec) -> LinuxProcess:
+        if spec.image.uri:
+            raise GardenError("processes with their own image (peas) are not supported by this daemon yet")
+        if spec.bind_mounts:
+            raise GardenError("bind mounts are only supported for processes with an image")
+        if not spec.path:
+            raise GardenError("process path is required")
+        process_id = spec.id or str(uuid.uuid4())
+        if process_id in self.processes or process_id in self._starting:
+            raise GardenError(f"process ID '{process_id}' already in use")
+        tty = None
+        if spec.tty is not None:
+            size = spec.tty.window_size
+            tty = {"columns": size.columns if size else 0, "rows": size.rows if size else 0}
+        request = {
+            "init_pid": self.init_pid, "userns": self.state["userns"],
+            "cgroup_procs": self.runtime.cgroups.procs_files(self.handle),
+            "home_cgroup_procs": self.runtime.cgroups.home_procs_files(),
+            "user": spec.user, "env": self.state["env"] + spec.env, "path": spec.path, "args": spec.args,
+            "dir": spec.dir, "tty": tty, "rlimits": spec.rlimits,
+        }
+        child_fds, (stdin_w, stdout_r, stderr_r) = make_pipes(tty is not None)
+        self._starting.add(process_id)
+        try:
+            try:
+                status = await self.runtime.launch("process", request, child_fds)
+            except BaseException:
+                close_fds(stdin_w, stdout_r, stderr_r)
+                raise
+            process = LinuxProcess(process_id, status, self._forget)
+            await process.start(stdin_w, stdout_r, stderr_r)
+        finally:
+            self._starting.discard(process_id)
+        self.processes[process_id] = process
+        return process
+
+    def attach(self, process_id: str) -> LinuxProcess:
+        try:
+            return self.processes[process_id]
+        except KeyError:
+            raise ProcessNotFoundError(process_id) from None
+
+    # --- stop --------------------------------------------------------------------------------
+
+    def _member_pids(self) -> list[int]:
+        return [p for p in self.runtime.cgroups.pids(self.handle) if p != self.init_pid]
+
+    async def stop(self, kill: bool) -> None:
+        if not kill:
+            for pid in self._member_pids():
+                _signal(pid, signal.SIGTERM)
+            deadline = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
+            while self._member_pids() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        while pids := self._member_pids():
+            for pid in pids:
+                _signal(pid, signal.SIGKILL)
+            await asyncio.sleep(0.01)
+        self.state["state"] = "stopped"
+        self.save()
+
+    # --- files -------------------------------------------------------------------------------
+
+    def _stream_request(self, user: str, **paths: str) -> dict:
+        return {"init_pid": self.init_pid, "userns": self.state["userns"], "user": user, **paths}
+
+    async def stream_in(self, user: str, destination: str, body: AsyncIterator[bytes]) -> None:
+        read_end, write_end = os.pipe()
+        status = await self.runtime.launch("stream_in", self._stream_request(user, destination=destination),
+                                           [read_end])
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_write_pipe(_DrainProtocol, os.fdopen(write_end, "wb", 0))
+        try:
+            async for chunk in body:
+                if transport.is_closing():
+                    break  # the extractor died; its status says why
+                transport.write(chunk)
+                await protocol.drain(transport)
+        finally:
+            transport.close()
+        try:
+            message, _ = await channel.recv_async(status)
+        finally:
+            status.close()
+        if not message or "error" in message:
+            raise GardenError((message or {}).get("error", "stream in: extractor exited without a report"))
+
+    async def stream_out(self, user: str, source: str) -> AsyncIterator[bytes]:
+        read_end, write_end = os.pipe()
+        status = await self.runtime.launch("stream_out", self._stream_request(user, source=source), [write_end])
+        try:
+            message, _ = await channel.recv_async(status)
+            if not message or "error" in message:
+                os.close(read_end)
+                raise GardenError((message or {}).get("error", "stream out: archiver exited without a report"))
+            with os.fdopen(read_end, "rb", 0) as pipe:
+                loop = asyncio.get_running_loop()
+                reader = asyncio.StreamReader(limit=CHUNK)
+                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+                while chunk := await reader.read(CHUNK):
+                    yield chunk
+            message, _ = await channel.recv_async(status)
+            if message and "error" in message:
+                raise GardenError(message["error"])
+        finally:
+            status.close()
+
+
+class _DrainProtocol(asyncio.Protocol):
+    """Write-pipe protocol with flow control (a pipe writer has no StreamWriter in asyncio)."""
+
+    def __init__(self) -> None:
+        self._resume: asyncio.Future | None = None
+
+    def pause_writing(self) -> None:
+        self._resume = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.resume_writing()
+
+    async def drain(self, transport: asyncio.WriteTransport) -> None:
+        if self._resume is not None and not transport.is_closing():
+            await self._resume
+            self._resume = None
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

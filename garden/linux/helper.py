@@ -1,0 +1,102 @@
+"""The single-threaded helper process that does all namespace work (see DESIGN.md).
+
+The daemon forks it once at start-up, before any thread exists. The helper then forks a child for
+every request (make a container, start a process, stream a tar in or out) and replies with the
+child's pid; the child reports progress on its own status socket, which the daemon passed in.
+The helper is a child subreaper, so container inits orphaned by their launcher are reaped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+from garden.linux import channel, spawn, tarstream
+from garden.linux import syscalls as sc
+
+OPS: dict[str, Callable[[dict, list[int]], int]] = {
+    "container": spawn.container,
+    "process": spawn.process,
+    "stream_in": tarstream.stream_in,
+    "stream_out": tarstream.stream_out,
+}
+
+
+def _reap(_signum: int, _frame: object) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _serve(sock: socket.socket) -> None:
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGCHLD, _reap)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        request, fds = channel.recv(sock)
+        if request is None:
+            return
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                sock.close()
+                code = OPS[request["op"]](request, fds)
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        channel.send(sock, {"pid": pid})
+
+
+class Helper:
+    """The daemon's handle on the helper process."""
+
+    def __init__(self, sock: socket.socket, pid: int):
+        self.sock = sock
+        self.pid = pid
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def start(cls) -> Helper:
+        """Fork the helper. Call before any thread is started in this process."""
+        parent_end, child_end = channel.pair()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                parent_end.close()
+                _serve(child_end)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        child_end.close()
+        parent_end.setblocking(False)
+        return cls(parent_end, pid)
+
+    async def spawn(self, op: str, request: dict, fds: list[int]) -> int:
+        """Fork a helper child running `op`; returns its pid. The caller closes its copies of `fds`."""
+        async with self._lock:
+            channel.send(self.sock, dict(request, op=op), fds)
+            reply, _ = await channel.recv_async(self.sock)
+        if reply is None:
+            raise OSError("the namespace helper exited")
+        return reply["pid"]
+
+    def stop(self) -> None:
+        self.sock.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
