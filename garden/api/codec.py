@@ -128,19 +128,23 @@ class List(Kind):
         return [self.item.empty() if v is None else self.item.decode(v, ctx) for v in value]
 
 
-class StrMap(Kind):
-    """map[string]string; Go sorts map keys when encoding."""
+class Map(Kind):
+    """map[string]T; Go sorts map keys when encoding."""
 
-    go_name = "map[string]string"
     zero_json: Any = {}
 
-    def encode(self, value: Any) -> Any:
-        return dict(sorted(value.items()))
+    def __init__(self, value: Kind):
+        self.value = value
+        self.go_name = "map[string]" + value.go_name
 
-    def decode(self, value: Any, ctx: _Ctx) -> dict[str, str]:
+    def encode(self, value: Any) -> Any:
+        return {k: self.value.encode(value[k]) for k in sorted(value)}
+
+    def decode(self, value: Any, ctx: _Ctx) -> dict[str, Any]:
         if type(value) is not dict:
             raise ctx.fail(value, self)
-        return {k: "" if v is None else STR.decode(v, ctx) for k, v in value.items()}
+        item = self.value
+        return {k: item.empty() if v is None else item.decode(v, ctx) for k, v in value.items()}
 
 
 class Ptr(Kind):
@@ -244,6 +248,7 @@ STR, IPS, BOOL = Str(), IP(), Bool()
 U8, U16, U32, U64 = Int("uint8", 8), Int("uint16", 16), Int("uint32", 32), Int("uint64", 64)
 INT, DURATION = Int("int", 64, signed=True), Int("time.Duration", 64, signed=True)
 STRS = List(STR)
+STR_MAP = Map(STR)
 
 # ------------------------------------------------------------------------------------- wire-only types
 
@@ -298,6 +303,14 @@ class HandleResponse:
     handle: str = ""
 
 
+@dataclass
+class BulkEntry:
+    """A BulkInfo/BulkMetrics entry: the value (zero value on error) and a plain error envelope."""
+
+    value: Any = None
+    err: Envelope | None = None
+
+
 # ------------------------------------------------------------------------------------------- schemas
 
 
@@ -337,7 +350,7 @@ CONTAINER_SPEC = Struct(
     F("handle", "handle", STR, True), F("grace_time_ns", "grace_time", DURATION, True),
     F("rootfs", "rootfs", STR, True), F("image", "image", IMAGE_REF),
     F("bind_mounts", "bind_mounts", List(BIND_MOUNT), True), F("network", "network", STR, True),
-    F("properties", "properties", StrMap(), True), F("env", "env", STRS, True),
+    F("properties", "properties", STR_MAP, True), F("env", "env", STRS, True),
     F("privileged", "privileged", BOOL, True), F("limits", "limits", LIMITS),
     F("net_out", "netout_rules", NET_OUT_RULES, True), F("net_in", "netin", List(NET_IN), True),
 )
@@ -366,7 +379,7 @@ CONTAINER_INFO = Struct(
     F("state", "State", STR), F("events", "Events", Ptr(STRS)), F("host_ip", "HostIP", STR),
     F("container_ip", "ContainerIP", STR), F("container_ipv6", "ContainerIPv6", STR),
     F("external_ip", "ExternalIP", STR), F("container_path", "ContainerPath", STR),
-    F("process_ids", "ProcessIDs", Ptr(STRS)), F("properties", "Properties", Ptr(StrMap())),
+    F("process_ids", "ProcessIDs", Ptr(STRS)), F("properties", "Properties", Ptr(STR_MAP)),
     F("mapped_ports", "MappedPorts", Ptr(List(PORT_MAPPING))),
 )
 CPU_STAT = Struct(models.CPUStat, "garden.ContainerCPUStat",
@@ -398,7 +411,10 @@ ENVELOPE = Struct(
 )
 HANDLES = Struct(Handles, "transport.ListResponse", F("handles", "Handles", STRS))
 HANDLE_RESPONSE = Struct(HandleResponse, "transport.CreateResponse", F("handle", "Handle", STR))
-STR_MAP = StrMap()
+INFO_ENTRIES = Map(Struct(BulkEntry, "garden.ContainerInfoEntry",
+                          F("value", "Info", CONTAINER_INFO), F("err", "Err", Ptr(ENVELOPE))))
+METRICS_ENTRIES = Map(Struct(BulkEntry, "garden.ContainerMetricsEntry",
+                             F("value", "Metrics", METRICS), F("err", "Err", Ptr(ENVELOPE))))
 
 # ------------------------------------------------------------------------------------- text <-> values
 
@@ -505,13 +521,6 @@ def error_envelope(err: errors.GardenError) -> Envelope:
 def generic_envelope(err: Exception) -> Envelope:
     """How guardian reports per-handle bulk failures: always a plain (Type "") error."""
     return Envelope("", err.message if isinstance(err, errors.GardenError) else str(err))
-
-
-def bulk_entry(key: str, kind: Struct, value: Any, err: Exception | None) -> dict:
-    """One BulkInfo/BulkMetrics entry: the value (zero value on error) and a plain error envelope."""
-    if err is not None:
-        return {key: kind.encode(kind.cls()), "Err": ENVELOPE.encode(generic_envelope(err))}
-    return {key: kind.encode(value), "Err": None}
 
 
 def envelope_error(env: Envelope) -> errors.GardenError:

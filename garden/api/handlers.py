@@ -71,22 +71,22 @@ class Handlers:
         return empty()
 
     async def BulkInfo(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
-        return await self._bulk(query, "Info", codec.CONTAINER_INFO, lambda c: c.info())
+        return await self._bulk(query, codec.INFO_ENTRIES, models.ContainerInfo, lambda c: c.info())
 
     async def BulkMetrics(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
-        return await self._bulk(query, "Metrics", codec.METRICS, lambda c: c.metrics())
+        return await self._bulk(query, codec.METRICS_ENTRIES, models.Metrics, lambda c: c.metrics())
 
-    async def _bulk(self, query: Mapping[str, str], key: str, kind: codec.Struct, get) -> web.Response:
-        handles = sorted({h for h in query.get("handles", "").split(",") if h})
+    async def _bulk(self, query: Mapping[str, str], kind: codec.Map, zero: type, get) -> web.Response:
+        handles = {h for h in query.get("handles", "").split(",") if h}
 
-        async def one(handle: str) -> dict:
+        async def one(handle: str) -> codec.BulkEntry:
             try:
-                return codec.bulk_entry(key, kind, await get(self.backend.lookup(handle)), None)
+                return codec.BulkEntry(await get(self.backend.lookup(handle)))
             except Exception as err:  # per-handle failures never fail the request
-                return codec.bulk_entry(key, kind, None, err)
+                return codec.BulkEntry(zero(), codec.generic_envelope(err))
 
         entries = await asyncio.gather(*(one(h) for h in handles))
-        return json_response(codec.dumps(dict(zip(handles, entries, strict=True))))
+        return json_response(codec.encode(kind, dict(zip(handles, entries, strict=True))))
 
     # ------------------------------------------------------------------ per-container routes
 
