@@ -1,8 +1,9 @@
 """Optional pull-through for unpinned images, anonymous to one upstream, with single-flight blobs.
 
 N concurrent requests for the same uncached blob share one upstream GET: the first starts a `Fetch`
-that writes a temp file while hashing; every waiter streams from that file as it grows; the blob becomes
-visible in the store only after its digest checked out. Pulled content is not pinned (GC may reclaim it).
+that writes a temp file while hashing; every waiter streams from that file as it grows (all but the last
+byte until the digest checked out); the blob becomes visible in the store only after that. Pulled
+content is not pinned (GC may reclaim it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Fetch:
             self.written += n
             self._progress.notify_all()
 
+    def available(self) -> int:
+        """Bytes readers may send: the last byte is held back until the digest checked out, so a
+        corrupted blob always reaches clients as a cut (incomplete) response, never as a whole one."""
+        return self.written if self.done and not self.error else max(self.written - 1, 0)
+
     def reader(self) -> AsyncIterator[bytes]:
         """The blob's bytes from the start (call while the fetch runs); raises if the fetch fails."""
         assert self.fd is not None
@@ -71,12 +77,12 @@ class Fetch:
         try:
             while True:
                 async with self._progress:
-                    while self.written <= offset and not self.done:
+                    while self.available() <= offset and not self.done:
                         await self._progress.wait()
                 if self.error:
                     raise self.error
-                if offset < self.written:
-                    data = os.pread(fd, min(self.written - offset, 1 << 20), offset)
+                if offset < self.available():
+                    data = os.pread(fd, min(self.available() - offset, 1 << 20), offset)
                     offset += len(data)
                     yield data
                 elif self.done:

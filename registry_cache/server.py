@@ -136,8 +136,14 @@ async def blob(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     if request.method == "HEAD":
         return resp
-    async for chunk in chunks:
-        await resp.write(chunk)
+    try:
+        async for chunk in chunks:
+            await resp.write(chunk)
+    except RegistryError as exc:  # headers are gone: cut the connection so the client sees a short body
+        log.warning("aborted %s: %s", request.path, exc.message)
+        if request.transport:
+            request.transport.abort()
+        return resp
     await resp.write_eof()
     return resp
 
