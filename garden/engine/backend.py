@@ -138,6 +138,7 @@ class LinuxBackend(Backend):
         self._write_etc(etc_dir, hostname, "", rt.network.resolv_conf() if rt.network else _host_resolv_conf())
         rt.cgroups.create(handle, spec.limits)
         undo.append(lambda: rt.cgroups.destroy(handle))
+        undo.append(lambda: self._kill_container(handle))  # also reaps a launcher that failed half-way
         config = {
             "rootfs": rootfs.path, "hostname": hostname, "cgroup_procs": rt.cgroups.procs_files(handle),
             "uid_map": "", "gid_map": "", "privileged": spec.privileged, "init": rt.init_binary,
@@ -153,7 +154,6 @@ class LinuxBackend(Backend):
         if not message or "error" in message:
             raise GardenError(f"create container {handle}: {(message or {}).get('error', 'launcher died')}")
         pid = message["pid"]
-        undo.append(lambda: self._kill_container(handle, pid))
         network = None
         if rt.network is not None:
             undo.append(lambda: rt.network.teardown(handle))
@@ -282,3 +282,5 @@ class LinuxBackend(Backend):
         """Stop timers; containers keep running for the next daemon to adopt."""
         for container in self.containers.values():
             container.grace.cancel()
+        if not self.containers:
+            self.runtime.cgroups.remove_parents()

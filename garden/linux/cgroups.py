@@ -114,6 +114,18 @@ class Cgroups(ABC):
     def names(self) -> list[str]:
         """Names of the container cgroups that exist (for cleaning up after a crash)."""
 
+    @abstractmethod
+    def parents(self) -> list[str]:
+        """The `trellis` parent cgroup directories the driver made."""
+
+    def remove_parents(self) -> None:
+        """rmdir the parent cgroups if no container cgroup is left in them (daemon shutdown)."""
+        for path in self.parents():
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
 
 def _mountinfo_cgroups() -> list[tuple[str, str, set[str]]]:
     """(mount point, fstype, super options) for every cgroup mount."""
@@ -217,6 +229,9 @@ class CgroupsV1(Cgroups):
         for c in self.bases:
             _rmdir_tree(self._path(c, name))
 
+    def parents(self) -> list[str]:
+        return list(self.bases.values())
+
     def names(self) -> list[str]:
         found: set[str] = set()
         for base in self.bases.values():
@@ -308,6 +323,9 @@ class CgroupsV2(Cgroups):
 
     def destroy(self, name: str) -> None:
         _rmdir_tree(self._path(name))
+
+    def parents(self) -> list[str]:
+        return [self.base]
 
     def names(self) -> list[str]:
         return sorted(e.name for e in os.scandir(self.base) if e.is_dir())
