@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-containers", type=int, default=250, help="0 = only the network pool limits")
     parser.add_argument("--default-grace-time", type=parse_duration, default=0,
                         help="destroy containers unused this long (Go duration; 0 = never)")
+    parser.add_argument("--cgroup-parent", default="trellis", help="name of the cgroup holding the containers'")
     parser.add_argument("--init-binary", default="/usr/bin/catatonit", help="static pid-1 reaper")
     parser.add_argument("--disable-networking", action="store_true",
                         help="containers get a network namespace with loopback only")
@@ -62,7 +63,7 @@ async def _serve(args: argparse.Namespace, helper: Helper) -> None:
     network = None
     if not args.disable_networking:
         network = net_options.create_networker(args, args.network_state_dir)
-    runtime = Runtime(helper=helper, cgroups=cgroups.detect(),
+    runtime = Runtime(helper=helper, cgroups=cgroups.detect(args.cgroup_parent),
                       rootfs=LocalProvider(args.image_store, args.default_rootfs), network=network,
                       depot=depot, init_binary=args.init_binary)
     backend = LinuxBackend(runtime, default_grace_ns=args.default_grace_time, max_containers=args.max_containers)

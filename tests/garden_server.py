@@ -26,11 +26,13 @@ class GardenServer:
         self.log_path = workdir / "daemon.log"
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
+        self.cgroup_parent = f"trellis-test-{os.getpid()}-{id(self) % 100000}"
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "trellis.cli", "garden", "serve", "--bind-socket", self.socket_path,
                 "--depot", self.depot, "--image-store", self.store, "--default-rootfs", self.rootfs,
-                "--network-state-dir", str(self.workdir / "network"), "--log-level", "debug", *self.extra_args]
+                "--network-state-dir", str(self.workdir / "network"), "--cgroup-parent", self.cgroup_parent,
+                "--log-level", "debug", *self.extra_args]
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -89,10 +91,10 @@ def mounts_under(path: str) -> list[str]:
 
 
 def cgroup_dirs(handle: str) -> list[str]:
-    """Container cgroup directories for `handle` in any hierarchy."""
+    """Container cgroup directories for `handle` in any hierarchy (below any trellis* parent)."""
     found = []
     for root, dirs, _files in os.walk("/sys/fs/cgroup"):
-        if os.path.basename(root) == "trellis" and handle in dirs:
+        if os.path.basename(root).startswith("trellis") and handle in dirs:
             found.append(os.path.join(root, handle))
         if root.count("/") > 8:
             dirs.clear()

@@ -1,6 +1,7 @@
 """cgroups for containers: one interface, a v1 driver and a v2 driver, chosen from the host's layout.
 
-Every container cgroup lives below the daemon's own cgroup, in `<own>/trellis/<name>`.
+Every container cgroup lives below the daemon's own cgroup, in `<own>/<parent>/<name>`; the parent is
+"trellis" unless the daemon is given another (tests run several daemons side by side).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from garden.models import MEMORY_STAT_KEYS, CPUStat, Limits, PidStat
 
-PARENT = "trellis"
+DEFAULT_PARENT = "trellis"
 NS_PER_TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
@@ -153,8 +154,8 @@ class CgroupsV1(Cgroups):
     version = 1
     CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 
-    def __init__(self, mounts: dict[str, str], own: dict[str, str]):
-        self.bases = {c: os.path.join(mounts[c] + own.get(c, "/"), PARENT) for c in self.CONTROLLERS if c in mounts}
+    def __init__(self, mounts: dict[str, str], own: dict[str, str], parent: str):
+        self.bases = {c: os.path.join(mounts[c] + own.get(c, "/"), parent) for c in self.CONTROLLERS if c in mounts}
         self.homes = {c: mounts[c] + own.get(c, "/") for c in self.bases}
         for base in self.bases.values():
             os.makedirs(base, exist_ok=True)
@@ -165,7 +166,8 @@ class CgroupsV1(Cgroups):
     def create(self, name: str, limits: Limits) -> None:
         made = []
         try:
-            for c in self.bases:
+            for c, base in self.bases.items():
+                os.makedirs(base, exist_ok=True)
                 os.mkdir(self._path(c, name))
                 made.append(c)
             mem = limits.memory.limit_in_bytes
@@ -244,9 +246,9 @@ class CgroupsV2(Cgroups):
 
     version = 2
 
-    def __init__(self, mount: str, own: str):
+    def __init__(self, mount: str, own: str, parent: str):
         top = mount + own
-        self.base = os.path.join(top, PARENT)
+        self.base = os.path.join(top, parent)
         self.home = top if own == "/" else os.path.join(top, "daemon")
         if own != "/":
             os.makedirs(self.home, exist_ok=True)
@@ -331,7 +333,7 @@ class CgroupsV2(Cgroups):
         return sorted(e.name for e in os.scandir(self.base) if e.is_dir())
 
 
-def detect() -> Cgroups:
+def detect(parent: str = DEFAULT_PARENT) -> Cgroups:
     """The driver for this host: v1 when the memory controller is on a v1 hierarchy, else v2."""
     v1: dict[str, str] = {}
     unified = None
@@ -344,7 +346,7 @@ def detect() -> Cgroups:
             unified = mountpoint
     own = _own_paths()
     if "memory" in v1:
-        return CgroupsV1(v1, own)
+        return CgroupsV1(v1, own, parent)
     if unified is None:
         raise OSError("no cgroup filesystem is mounted")
-    return CgroupsV2(unified, own.get("", "/"))
+    return CgroupsV2(unified, own.get("", "/"), parent)

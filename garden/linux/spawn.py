@@ -7,7 +7,6 @@ status socket with JSON messages, and ends with os._exit. Nothing here may start
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import resource
 import signal
@@ -33,9 +32,13 @@ def _write_all(path_list: list[str], value: str) -> None:
             f.write(value)
 
 
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                 signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
 def reset_signals() -> None:
     """Undo what CPython changed, so exec'd programs start with default dispositions."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
+    for sig in RESET_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
@@ -169,12 +172,13 @@ def make_dir_for(path: str, user: users.User) -> None:
         os.chown(p, user.uid, user.gid)
 
 
-def _open_pty(user: users.User, columns: int, rows: int) -> tuple[int, int]:
+def _open_pty(user: users.User, columns: int, rows: int) -> tuple[int, str]:
+    """A pty in the container's devpts: (master fd, slave path), the slave given to `user`."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
-    slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    os.fchown(slave, user.uid, 5)
+    slave = f"/dev/pts/{number}"
+    os.chown(slave, user.uid, 5)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows or 24, columns or 80, 0, 0))
     return master, slave
 
@@ -185,8 +189,41 @@ def _exit_status(wait_status: int) -> int:
     return os.waitstatus_to_exitcode(wait_status)
 
 
+def _stdio_actions(cfg: dict, fds: list[int], slave: str | None) -> list[tuple]:
+    """posix_spawn file actions giving the process its stdin/stdout/stderr (a pty opened as its ctty)."""
+    if slave is not None:
+        # opened in the new session without O_NOCTTY, the terminal becomes the controlling tty
+        return [(os.POSIX_SPAWN_OPEN, 0, slave, os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+    return [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds[1:4])]
+
+
+def _spawn_as(user: users.User, cfg: dict, env: list[str], actions: list[tuple]) -> int:
+    """posix_spawn (vfork: no page copying) the process as `user`.
+
+    The shim takes the user's ids as its *real* ids and keeps effective root; POSIX_SPAWN_RESETIDS
+    then sets the child's effective ids from them, and execve copies those into the saved ids, so
+    the process ends up with no way back to root. The shim returns to root right after.
+    """
+    for name, value in cfg["rlimits"].items():
+        kind, value = _clamped(name, value)
+        resource.setrlimit(kind, (value, value))
+    os.umask(0o022)
+    env_map = dict(e.partition("=")[::2] for e in env)
+    os.environ["PATH"] = env_map.get("PATH", USER_PATH)  # posix_spawnp searches the caller's PATH
+    os.setgroups(user.groups)
+    os.setresgid(user.gid, 0, 0)
+    os.setresuid(user.uid, 0, 0)
+    try:
+        return os.posix_spawnp(cfg["path"], [cfg["path"]] + cfg["args"], env_map, file_actions=actions,
+                               setsid=True, resetids=True, setsigdef=RESET_SIGNALS, setsigmask=())
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
 def process(cfg: dict, fds: list[int]) -> int:
-    """The shim: enter the container, fork the process into its pid namespace, report pid and exit status."""
+    """The shim: enter the container, spawn the process into its pid namespace, report pid and exit status."""
     status = socket.socket(fileno=fds[0])
     try:
         # opened before entering: the container's mount namespace has no view of the host's cgroupfs
@@ -199,31 +236,26 @@ def process(cfg: dict, fds: list[int]) -> int:
             workdir = os.path.join(user.home, workdir)
         if not os.path.isdir(workdir):
             make_dir_for(workdir, user)
+        os.chdir(workdir)
+        slave = None
         if cfg["tty"] is not None:
             master, slave = _open_pty(user, cfg["tty"]["columns"], cfg["tty"]["rows"])
-            stdio = (slave, slave, slave)
             channel.send(status, {"tty": True}, [master])
             os.close(master)
-        else:
-            stdio = tuple(fds[1:4])
-        env = process_env(cfg["env"], user)
-        err_r, err_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(err_r)
-            _exec_process(cfg, user, workdir, env, stdio, err_w)
-        os.close(err_w)
+        try:
+            pid = _spawn_as(user, cfg, process_env(cfg["env"], user), _stdio_actions(cfg, fds, slave))
+        except FileNotFoundError:
+            path = cfg["path"]
+            message = (f'exec: "{path}": executable file not found in $PATH' if "/" not in path
+                       else f'exec: "{path}": stat {path}: no such file or directory')
+            channel.send(status, {"error": message, "kind": "not_found"})
+            return 1
+        for fd in fds[1:4]:
+            os.close(fd)
+        channel.send(status, {"pid": pid})
         for fd in home_cgroups:  # the shim itself must not count against the container's limits
             os.write(fd, b"0")
             os.close(fd)
-        for fd in set(stdio):
-            os.close(fd)
-        error = _read_error(err_r)  # empty once exec succeeded (the pipe is close-on-exec)
-        if error:
-            os.waitpid(pid, 0)
-            channel.send(status, json.loads(error))
-            return 1
-        channel.send(status, {"pid": pid})
         _, wait_status = os.waitpid(pid, 0)
         channel.send(status, {"exit": _exit_status(wait_status)})
         return 0
@@ -231,7 +263,7 @@ def process(cfg: dict, fds: list[int]) -> int:
         return 0  # the daemon went away; the process ran to its end anyway
     except Exception as e:
         kind = "user" if isinstance(e, users.UnknownUserError) else "other"
-        channel.send(status, {"error": str(e), "kind": kind})
+        channel.send(status, {"error": f"{cfg['path']}: {e}" if isinstance(e, OSError) else str(e), "kind": kind})
         return 1
 
 
@@ -241,33 +273,3 @@ def _clamped(name: str, value: int) -> tuple[int, int]:
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     return kind, value
-
-
-def _exec_process(cfg: dict, user: users.User, workdir: str, env: list[str], stdio: tuple, err_w: int) -> None:
-    try:
-        os.setsid()
-        if cfg["tty"] is not None:
-            fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        os.closerange(3, err_w)
-        os.closerange(err_w + 1, MAX_FD)
-        for name, value in cfg["rlimits"].items():
-            kind, value = _clamped(name, value)
-            resource.setrlimit(kind, (value, value))
-        os.setgroups(user.groups)
-        os.setgid(user.gid)
-        os.setuid(user.uid)
-        os.chdir(workdir)
-        reset_signals()
-        env_map = dict(e.partition("=")[::2] for e in env)
-        os.execvpe(cfg["path"], [cfg["path"]] + cfg["args"], env_map)  # searches env_map's PATH
-    except FileNotFoundError:
-        message = (f'exec: "{cfg["path"]}": executable file not found in $PATH' if "/" not in cfg["path"]
-                   else f'exec: "{cfg["path"]}": stat {cfg["path"]}: no such file or directory')
-        os.write(err_w, json.dumps({"error": message, "kind": "not_found"}).encode())
-    except BaseException as e:
-        code = e.errno if isinstance(e, OSError) and e.errno else 0
-        os.write(err_w, json.dumps({"error": f"{cfg['path']}: {e}", "kind": "other", "errno": code}).encode())
-    os._exit(127)
-
