@@ -9,7 +9,6 @@ import socket
 import tarfile
 
 import pytest
-from aiohttp import web
 
 from garden import models
 from garden.api import server
@@ -277,21 +276,30 @@ def test_stream_in_accepts_chunked_bodies(garden_server, handle):
         assert tar.extractfile("chunked.txt").read() == b"hello"
 
 
-def test_debug_vars_reports_memstats_alloc():
-    async def scenario() -> dict:
-        runner = web.AppRunner(server.build_debug_app())
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+def test_listeners_and_debug_vars(tmp_path):
+    """start(): a stale socket file is replaced, the socket is 0777, TCP works; /debug/vars has Alloc."""
+    socket_path = tmp_path / "debug.sock"
+    socket_path.write_text("stale")
+
+    async def get(open_connection) -> bytes:
+        reader, writer = await open_connection
+        writer.write(b"GET /debug/vars HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+        data = await reader.read()
+        writer.close()
+        return data
+
+    async def scenario() -> list[bytes]:
+        runner = await server.start(server.build_debug_app(), bind_socket=str(socket_path),
+                                    bind_ip="127.0.0.1", bind_port=0)
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /debug/vars HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            status, _, body = split_response(await reader.read())
-            writer.close()
-            assert status == b"HTTP/1.1 200 OK"
-            return json.loads(body)
+            assert socket_path.stat().st_mode & 0o777 == 0o777
+            host, port = next(a for a in runner.addresses if isinstance(a, tuple))[:2]
+            return [await get(asyncio.open_unix_connection(str(socket_path))),
+                    await get(asyncio.open_connection(host, port))]
         finally:
             await runner.cleanup()
 
-    assert asyncio.run(scenario())["memstats"]["Alloc"] > 0
+    for data in asyncio.run(scenario()):
+        status, _, body = split_response(data)
+        assert status == b"HTTP/1.1 200 OK"
+        assert json.loads(body)["memstats"]["Alloc"] > 0
