@@ -35,6 +35,7 @@ class GardenServer:
                 "--log-level", "debug", *self.extra_args]
 
     def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
