@@ -23,9 +23,9 @@ DIAL_TIMEOUT = 2.0
 _READ_SIZE = 1 << 20
 _STDIN_CHUNK = 32 * 1024
 
-# stdin: bytes/str, a file-like object (sync or async `read(n)`) or an async iterable of bytes.
-# stdout/stderr sinks: a callable taking bytes, or an object with `write(bytes)` (may be async).
-Sink = Callable[[bytes], Any] | Any
+# stdout/stderr sink: a callable taking bytes, or an object with `write(bytes)` (either may be async).
+# stdin source: bytes/str, a file-like object (sync or async `read(n)`) or an async iterable of bytes.
+Sink = Any
 
 
 def _p(value: str) -> str:
@@ -456,10 +456,11 @@ class Process:
         _LoopThread.run(self._process.set_tty(columns, rows))
 
     def detach(self) -> None:
-        _LoopThread.run(_call_soon(self._process.detach))
+        _LoopThread.run(_on_loop(self._process.detach))
 
 
-async def _call_soon(fn: Callable[[], None]) -> None:
+async def _on_loop(fn: Callable[[], None]) -> None:
+    """Run a plain function on the client loop's thread."""
     fn()
 
 
@@ -468,12 +469,6 @@ class Client:
 
     def __init__(self, address: str, network: str | None = None):
         self._async = AsyncClient(address, network)
-
-    for _name in ("ping", "capacity", "create", "list", "lookup", "destroy", "bulk_info", "bulk_metrics",
-                  "info", "metrics", "stop", "limits", "net_in", "net_out", "bulk_net_out", "properties",
-                  "property", "set_property", "remove_property", "set_grace_time", "stream_in"):
-        locals()[_name] = _sync(_name)
-    del _name
 
     def run(self, handle: str, spec: models.ProcessSpec, stdin: Any = None,
             stdout: Sink | None = None, stderr: Sink | None = None) -> Process:
@@ -497,3 +492,9 @@ class Client:
                 _LoopThread.run(chunks.aclose())
 
         return iterate()
+
+
+for _name in ("ping", "capacity", "create", "list", "lookup", "destroy", "bulk_info", "bulk_metrics", "info",
+              "metrics", "stop", "limits", "net_in", "net_out", "bulk_net_out", "properties", "property",
+              "set_property", "remove_property", "set_grace_time", "stream_in"):
+    setattr(Client, _name, _sync(_name))

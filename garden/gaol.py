@@ -26,7 +26,8 @@ from garden.api import codec
 from garden.client import AsyncClient
 
 DEFAULT_TARGET = "127.0.0.1:7777"
-_DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+                   "h": 3600 * 10**9}
 
 
 def parse_duration(text: str) -> int:
@@ -142,12 +143,16 @@ def _err(data: bytes) -> None:
 
 async def _stdin_source() -> Any:
     """Something AsyncClient reads stdin from without blocking the loop (pipes, ttys, files)."""
-    mode = os.fstat(0).st_mode
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:  # no stdin at all
+        return b""
     if stat.S_ISREG(mode) or stat.S_ISCHR(mode) and not os.isatty(0):
         return sys.stdin.buffer  # files and /dev/null: reads never block for long
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", 0, closefd=False))
+    pipe = os.fdopen(0, "rb", 0, closefd=False)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     return reader
 
 
@@ -200,7 +205,8 @@ async def _dispatch(args: argparse.Namespace, client: AsyncClient) -> int:
     elif command == "create":
         limits = models.Limits(cpu=models.CPULimits(weight=args.limit_cpu),
                                disk=models.DiskLimits(byte_hard=args.limit_disk),
-                               memory=models.MemoryLimits(args.limit_memory), pid=models.PidLimits(args.limit_pids))
+                               memory=models.MemoryLimits(args.limit_memory),
+                               pid=models.PidLimits(args.limit_pids))
         spec = models.ContainerSpec(
             handle=args.handle, grace_time_ns=args.grace, image=models.ImageRef(uri=args.rootfs),
             bind_mounts=args.bind_mount, network=args.network, properties=dict(args.property),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -20,6 +20,7 @@ from garden.api import codec, hijack
 log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1 << 20
+Query = Mapping[str, str]
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -48,35 +49,36 @@ class Handlers:
 
     # ------------------------------------------------------------------ server-wide routes
 
-    async def Ping(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def Ping(self, request: web.Request, query: Query) -> web.Response:
         await self.backend.ping()
         return empty()
 
-    async def Capacity(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def Capacity(self, request: web.Request, query: Query) -> web.Response:
         return json_response(codec.encode(codec.CAPACITY, await self.backend.capacity()))
 
-    async def List(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def List(self, request: web.Request, query: Query) -> web.Response:
         handles = self.backend.list(dict(query))
         return json_response(codec.encode(codec.HANDLES, codec.Handles(list(handles))))
 
-    async def Create(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def Create(self, request: web.Request, query: Query) -> web.Response:
         spec = codec.decode(codec.CONTAINER_SPEC, await read_json(request))
         handle = await self.backend.create(spec)
         log.info("created container %s", handle)
         return json_response(codec.encode(codec.HANDLE_RESPONSE, codec.HandleResponse(handle)))
 
-    async def Destroy(self, request: web.Request, query: Mapping[str, str], handle: str) -> web.Response:
+    async def Destroy(self, request: web.Request, query: Query, handle: str) -> web.Response:
         await self.backend.destroy(handle)
         log.info("destroyed container %s", handle)
         return empty()
 
-    async def BulkInfo(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def BulkInfo(self, request: web.Request, query: Query) -> web.Response:
         return await self._bulk(query, codec.INFO_ENTRIES, models.ContainerInfo, lambda c: c.info())
 
-    async def BulkMetrics(self, request: web.Request, query: Mapping[str, str]) -> web.Response:
+    async def BulkMetrics(self, request: web.Request, query: Query) -> web.Response:
         return await self._bulk(query, codec.METRICS_ENTRIES, models.Metrics, lambda c: c.metrics())
 
-    async def _bulk(self, query: Mapping[str, str], kind: codec.Map, zero: type, get) -> web.Response:
+    async def _bulk(self, query: Query, kind: codec.Map, zero: type,
+                    get: Callable[[gb.Container], Awaitable[object]]) -> web.Response:
         handles = {h for h in query.get("handles", "").split(",") if h}
 
         async def one(handle: str) -> codec.BulkEntry:
@@ -90,23 +92,24 @@ class Handlers:
 
     # ------------------------------------------------------------------ per-container routes
 
-    async def Info(self, request, query, container: gb.Container) -> web.Response:
+    async def Info(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.CONTAINER_INFO, await container.info()))
 
-    async def Metrics(self, request, query, container: gb.Container) -> web.Response:
+    async def Metrics(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.METRICS, await container.metrics()))
 
-    async def Stop(self, request, query, container: gb.Container) -> web.Response:
+    async def Stop(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         stop = codec.decode(codec.STOP_REQUEST, await read_json(request))
         await container.stop(stop.kill)
         return empty()
 
-    async def StreamIn(self, request, query, container: gb.Container) -> web.Response:
+    async def StreamIn(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         await container.stream_in(query.get("user", ""), query.get("destination", ""),
                                   request.content.iter_any())
         return empty()
 
-    async def StreamOut(self, request, query, container: gb.Container) -> web.StreamResponse:
+    async def StreamOut(self, request: web.Request, query: Query,
+                        container: gb.Container) -> web.StreamResponse:
         chunks = container.stream_out(query.get("user", ""), query.get("source", ""))
         first = await anext(chunks, b"")  # a failure here still gets an envelope
         response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
@@ -124,32 +127,36 @@ class Handlers:
         await response.write_eof()
         return response
 
-    async def CurrentBandwidthLimits(self, request, query, container: gb.Container) -> web.Response:
+    async def CurrentBandwidthLimits(self, request: web.Request, query: Query,
+                                     container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.BANDWIDTH_LIMITS, container.current_limits().bandwidth))
 
-    async def CurrentCPULimits(self, request, query, container: gb.Container) -> web.Response:
+    async def CurrentCPULimits(self, request: web.Request, query: Query,
+                               container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.CPU_LIMITS, container.current_limits().cpu))
 
-    async def CurrentDiskLimits(self, request, query, container: gb.Container) -> web.Response:
+    async def CurrentDiskLimits(self, request: web.Request, query: Query,
+                                container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.DISK_LIMITS, container.current_limits().disk))
 
-    async def CurrentMemoryLimits(self, request, query, container: gb.Container) -> web.Response:
+    async def CurrentMemoryLimits(self, request: web.Request, query: Query,
+                                  container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.MEMORY_LIMITS, container.current_limits().memory))
 
-    async def NetIn(self, request, query, container: gb.Container) -> web.Response:
+    async def NetIn(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         req = codec.decode(codec.NET_IN_REQUEST, await read_json(request))
         host_port, container_port = await container.net_in(req.host_port, req.container_port)
         return json_response(codec.encode(codec.NET_IN, models.NetIn(host_port, container_port)))
 
-    async def NetOut(self, request, query, container: gb.Container) -> web.Response:
+    async def NetOut(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         await container.net_out([codec.decode(codec.NET_OUT_RULE, await read_json(request))])
         return empty()
 
-    async def BulkNetOut(self, request, query, container: gb.Container) -> web.Response:
+    async def BulkNetOut(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         await container.net_out(codec.decode(codec.NET_OUT_RULES, await read_json(request)))
         return empty()
 
-    async def SetGraceTime(self, request, query, container: gb.Container) -> web.Response:
+    async def SetGraceTime(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         grace_ns = codec.decode(codec.DURATION, await read_json(request))
         try:
             container.set_grace_time(grace_ns)
@@ -157,38 +164,44 @@ class Handlers:
             log.warning("set grace time of %s: %s", container.handle, err)
         return empty()
 
-    async def Properties(self, request, query, container: gb.Container) -> web.Response:
+    async def Properties(self, request: web.Request, query: Query, container: gb.Container) -> web.Response:
         return json_response(codec.encode(codec.STR_MAP, container.properties()))
 
-    async def Property(self, request, query, container: gb.Container, key: str) -> web.Response:
+    async def Property(self, request: web.Request, query: Query,
+                       container: gb.Container, key: str) -> web.Response:
         value = container.property(key)
         return json_response(codec.encode(codec.PROPERTY_VALUE, codec.PropertyValue(value)))
 
-    async def SetProperty(self, request, query, container: gb.Container, key: str) -> web.Response:
+    async def SetProperty(self, request: web.Request, query: Query,
+                          container: gb.Container, key: str) -> web.Response:
         body = codec.decode(codec.PROPERTY_VALUE, await read_json(request))
         container.set_property(key, body.value)
         return empty()
 
-    async def RemoveProperty(self, request, query, container: gb.Container, key: str) -> web.Response:
+    async def RemoveProperty(self, request: web.Request, query: Query,
+                             container: gb.Container, key: str) -> web.Response:
         container.remove_property(key)
         return empty()
 
-    async def Run(self, request, query, container: gb.Container) -> web.StreamResponse:
+    async def Run(self, request: web.Request, query: Query, container: gb.Container) -> web.StreamResponse:
         spec = codec.decode(codec.PROCESS_SPEC, await read_json(request))
         process = await container.run(spec)
         return await hijack.serve_process(request, process, 201, self.hijacks)
 
-    async def Attach(self, request, query, container: gb.Container, pid: str) -> web.StreamResponse:
+    async def Attach(self, request: web.Request, query: Query,
+                     container: gb.Container, pid: str) -> web.StreamResponse:
         process = container.attach(pid)
         return await hijack.serve_process(request, process, 200, self.hijacks)
 
-    async def Stdout(self, request, query, container, pid: str, streamid: str) -> web.StreamResponse:
+    async def Stdout(self, request: web.Request, query: Query, container: gb.Container, pid: str,
+                     streamid: str) -> web.StreamResponse:
         return await self._stream(request, container, pid, streamid, gb.STDOUT)
 
-    async def Stderr(self, request, query, container, pid: str, streamid: str) -> web.StreamResponse:
+    async def Stderr(self, request: web.Request, query: Query, container: gb.Container, pid: str,
+                     streamid: str) -> web.StreamResponse:
         return await self._stream(request, container, pid, streamid, gb.STDERR)
 
-    async def _stream(self, request, container: gb.Container, pid: str, stream_id: str,
+    async def _stream(self, request: web.Request, container: gb.Container, pid: str, stream_id: str,
                       fd: int) -> web.StreamResponse:
         try:
             stream = container.attach(pid).stream(stream_id)

@@ -14,7 +14,8 @@ import pytest
 from tests.garden_server import REPO
 
 
-def gaol(server, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def gaol(server, *args: str, stdin: bytes = b"",
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "trellis.cli", "gaol"]
     if env is None:
         argv += ["--target", server.socket_path]

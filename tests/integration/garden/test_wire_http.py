@@ -35,7 +35,10 @@ def request(method: str, target: str, body: bytes | None = None, close: bool = T
     return head + b"\r\n" + (body or b"")
 
 
-def call(path: str, method: str, target: str, body: bytes | None = None) -> tuple[bytes, dict[str, str], bytes]:
+Response = tuple[bytes, dict[str, str], bytes]
+
+
+def call(path: str, method: str, target: str, body: bytes | None = None) -> Response:
     """One Go-style ordinary call; returns status line, headers (lower-case names) and body."""
     with connect(path) as sock:
         sock.sendall(request(method, target, body))
@@ -45,14 +48,14 @@ def call(path: str, method: str, target: str, body: bytes | None = None) -> tupl
     return split_response(data)
 
 
-def split_response(data: bytes) -> tuple[bytes, dict[str, str], bytes]:
+def split_response(data: bytes) -> Response:
     head, _, body = data.partition(b"\r\n\r\n")
     status, *lines = head.split(b"\r\n")
     headers = {k.decode().lower(): v.decode() for k, _, v in (line.partition(b": ") for line in lines)}
     return status, headers, body
 
 
-def read_head(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
+def read_head(sock: socket.socket) -> Response:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -264,7 +267,8 @@ def test_stream_in_accepts_chunked_bodies(garden_server, handle):
         info.size = 5
         tar.addfile(info, io.BytesIO(b"hello"))
     tar_bytes = data.getvalue()
-    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (tar_bytes[:1000], tar_bytes[1000:])) + b"0\r\n\r\n"
+    pieces = (tar_bytes[:1000], tar_bytes[1000:])
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in pieces) + b"0\r\n\r\n"
     head = (f"PUT /containers/{handle}/files?destination=%2Ftmp&user=root HTTP/1.1\r\n".encode() + GO_HEADERS
             + b"Transfer-Encoding: chunked\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n")
     with connect(garden_server.socket_path) as sock:

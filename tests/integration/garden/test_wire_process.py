@@ -97,7 +97,8 @@ def test_detach_then_attach_many_times(client, handle):
     process.detach()  # the process keeps running without any client
     outs = [io.BytesIO() for _ in range(3)]
     errs = [io.BytesIO() for _ in range(3)]
-    attached = [client.attach(handle, "wire-multi", stdout=o, stderr=e) for o, e in zip(outs, errs, strict=True)]
+    attached = [client.attach(handle, "wire-multi", stdout=o, stderr=e)
+                for o, e in zip(outs, errs, strict=True)]
     client.stream_in(handle, "/tmp", tar_of({"go": b""}))
     assert [p.wait() for p in attached] == [12, 12, 12]
     assert [o.getvalue() for o in outs] == [b"got\n"] * 3

@@ -193,7 +193,8 @@ def test_zero_values_keep_pointers_and_nulls() -> None:
 def test_keys_match_case_insensitively_and_unknown_keys_are_ignored() -> None:
     spec = codec.decode(CONTAINER_SPEC, b'{"HANDLE":"x","Grace_Time":5,"Whatever":{"a":[1]},"limits":null}')
     assert (spec.handle, spec.grace_time_ns, spec.limits) == ("x", 5, models.Limits())
-    info = codec.decode(CONTAINER_INFO, b'{"state":"active","mappedports":[{"hostport":1,"containerport":2}]}')
+    body = b'{"state":"active","mappedports":[{"hostport":1,"containerport":2}]}'
+    info = codec.decode(CONTAINER_INFO, body)
     assert info.state == "active" and info.mapped_ports == [models.PortMapping(1, 2)]
     assert codec.decode(CONTAINER_SPEC, b"{}") == models.ContainerSpec()
     assert codec.decode(CONTAINER_SPEC, b"null") == models.ContainerSpec()
@@ -277,7 +278,8 @@ def test_bad_request_is_a_plain_envelope() -> None:
 
 
 def test_bulk_entries_carry_plain_errors() -> None:
-    entry = codec.BulkEntry(models.ContainerInfo(), codec.generic_envelope(errors.ContainerNotFoundError("m")))
+    err = codec.generic_envelope(errors.ContainerNotFoundError("m"))
+    entry = codec.BulkEntry(models.ContainerInfo(), err)
     body = codec.encode(INFO_ENTRIES, {"m": entry})
     assert body.endswith(b'"Err":{"Type":"","Message":"unknown handle: m","Handle":"","ProcessID":"",'
                          b'"Binary":""}}}\n')
