@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from garden import models
+from garden.daemon_process import GardenServer
 from images.busybox import build_rootfs
-from tests.garden_server import GardenServer
 
 
 def percentiles(samples: list[float]) -> str:

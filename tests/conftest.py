@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from garden.daemon_process import GardenServer
 from images.busybox import build_rootfs
-from tests.garden_server import GardenServer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
