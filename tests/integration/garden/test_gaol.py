@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from tests.garden_server import REPO
+REPO = Path(__file__).resolve().parents[3]
 
 
 def gaol(server, *args: str, stdin: bytes = b"",
