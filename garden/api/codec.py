@@ -515,6 +515,7 @@ _ERROR_TYPES: dict[str, type[errors.GardenError]] = {
 
 
 def error_envelope(err: errors.GardenError) -> Envelope:
+    """The five-key envelope for a handler error (Type, Message, Handle, ProcessID, Binary "")."""
     return Envelope(err.type_name, err.message, err.handle, err.process_id)
 
 

@@ -25,10 +25,12 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def json_response(body: bytes, status: int = 200) -> web.Response:
+    """An encoded JSON body (already newline-terminated) as `application/json`."""
     return web.Response(body=body, status=status, headers=JSON_HEADERS)
 
 
 def empty() -> web.Response:
+    """Garden's empty success: `{}`."""
     return web.Response(body=codec.EMPTY, headers=JSON_HEADERS)
 
 

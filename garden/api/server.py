@@ -30,6 +30,7 @@ def _text(status: int, text: str, allow: tuple[str, ...] = ()) -> web.Response:
 
 
 def error_response(err: errors.GardenError) -> web.Response:
+    """The error envelope with the error's status (404 for not-found errors, else 500)."""
     return json_response(codec.encode(codec.ENVELOPE, codec.error_envelope(err)), err.status)
 
 
