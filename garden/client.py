@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -421,6 +422,15 @@ class _LoopThread:
                 cls._loop = asyncio.new_event_loop()
                 threading.Thread(target=cls._loop.run_forever, name="garden-client", daemon=True).start()
         return asyncio.run_coroutine_threadsafe(coro, cls._loop).result(timeout)
+
+    @classmethod
+    def forget(cls) -> None:
+        """In a forked child the thread is gone: start a fresh one on next use."""
+        cls._lock = threading.Lock()
+        cls._loop = None
+
+
+os.register_at_fork(after_in_child=_LoopThread.forget)
 
 
 def _sync(name: str) -> Callable[..., Any]:
