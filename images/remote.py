@@ -36,6 +36,7 @@ class ImageProvider(LocalProvider):
         self.stats = TransferStats()
         self._session: aiohttp.ClientSession | None = None
         self._anonymous: dict[str, RegistryClient] = {}
+        self._resolving: dict[tuple[str, str, str], asyncio.Future[ImagePlan]] = {}
 
     async def close(self) -> None:
         """Close the HTTP session (forgetting cached anonymous tokens)."""
@@ -62,7 +63,12 @@ class ImageProvider(LocalProvider):
             return await super().resolve(ref, request)
         source: Source = (RegistrySource(ref, self.plans, self._client(ref, request)) if ref.kind == "docker"
                           else LayoutSource(ref, self.plans))
-        plan = await source.plan()
+        key = (str(ref), request.username, request.password)  # only identical requests share a resolution
+        task = self._resolving.get(key)
+        if task is None:
+            task = self._resolving[key] = asyncio.ensure_future(source.plan())
+            task.add_done_callback(lambda _: self._resolving.pop(key, None))
+        plan = await asyncio.shield(task)
         results = await asyncio.gather(*(self.layers.ensure(_key(layer), self._producer(source, layer))
                                          for layer in plan.layers), return_exceptions=True)
         for result in results:

@@ -1,0 +1,52 @@
+"""Fixtures for the image tests: the shared registry lab plus helpers that run a provider in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from images.remote import ImageProvider
+from tests.support.fixtures import *  # noqa: F401,F403
+from tests.support.upstream_registry import UpstreamRegistry
+
+Body = Callable[[ImageProvider], Awaitable[Any]]
+
+
+def run_with_provider(store: Path, body: Body, **options: Any) -> Any:
+    """Run `body(provider)` in a fresh event loop; afterwards destroy every rootfs it left and close."""
+    async def main() -> Any:
+        provider = ImageProvider(str(store), retries=1, **options)
+        try:
+            return await body(provider)
+        finally:
+            for handle in provider.handles():
+                await provider.destroy(handle)
+            await provider.close()
+    return asyncio.run(main())
+
+
+def store_listing(store: Path) -> dict[str, list[str]]:
+    """What the store holds: layer keys, tmp entries and container dirs."""
+    return {d: sorted(os.listdir(store / d)) for d in ("layers", "tmp", "containers")}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "store"
+    yield path
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(path) in line]
+
+
+@pytest.fixture(scope="module")
+def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpstreamRegistry]:
+    """A plain registry only this module uses (tests corrupt its blobs)."""
+    registry = UpstreamRegistry(tmp_path_factory.mktemp("images-registry"))
+    try:
+        yield registry.start()
+    finally:
+        registry.stop()
