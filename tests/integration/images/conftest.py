@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from images.remote import ImageProvider
@@ -20,7 +21,7 @@ Body = Callable[[ImageProvider], Awaitable[Any]]
 def run_with_provider(store: Path, body: Body, **options: Any) -> Any:
     """Run `body(provider)` in a fresh event loop; afterwards destroy every rootfs it left and close."""
     async def main() -> Any:
-        provider = ImageProvider(str(store), retries=1, **options)
+        provider = ImageProvider(str(store), **{"retries": 1, **options})
         try:
             return await body(provider)
         finally:
@@ -40,6 +41,31 @@ def store(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "store"
     yield path
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(path) in line]
+
+
+class BasicAuthRegistry(UpstreamRegistry):
+    """docker-registry with htpasswd (Basic) auth: the base class's auth hook writes htpasswd instead of
+    starting a token server, and pushes send the first user's credentials."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir, token_auth=True)
+
+    def _start_token_server(self) -> str:
+        path = self.workdir / "htpasswd"
+        path.write_text("".join(f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(4)).decode()}\n"
+                                for user, pw in self.users.items()))
+        return f"auth: {{htpasswd: {{realm: trellis-test, path: {path}}}}}\n"
+
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, oci_busybox_layout: Any) -> Iterator[UpstreamRegistry]:
+    registry = BasicAuthRegistry(tmp_path_factory.mktemp("basic-registry"))
+    try:
+        registry.start()
+        registry.push(oci_busybox_layout, "test/busybox")
+        yield registry
+    finally:
+        registry.stop()
 
 
 @pytest.fixture(scope="module")

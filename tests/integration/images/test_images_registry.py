@@ -13,6 +13,7 @@ from garden.models import DISK_SCOPE_EXCLUSIVE, DiskLimits
 from images.provider import ImageError, RootfsRequest
 from images.remote import ImageProvider
 from tests.integration.images.conftest import run_with_provider, store_listing
+from tests.integration.images.faulty_proxy import FaultyProxy
 from tests.support.oci_images import OciImage
 from tests.support.upstream_registry import UpstreamRegistry, free_port
 
@@ -98,6 +99,32 @@ def test_token_auth_public_anonymous_and_private_with_credentials(store: Path,
         assert p.handles() == ["priv", "pub"]
     run_with_provider(store, body)
     assert not any(b"secret" in path.read_bytes() for path in store.rglob("*.json"))
+
+
+def test_basic_auth_registry(store: Path, basic_registry: UpstreamRegistry) -> None:
+    uri = f"docker://{basic_registry.host}/test/busybox#v1"
+
+    async def body(p: ImageProvider) -> None:
+        with pytest.raises(ImageError, match="requires credentials"):
+            await p.create(RootfsRequest("anon", uri))
+        with pytest.raises(ImageError, match="denied access to test/busybox with the given credentials"):
+            await p.create(RootfsRequest("bad", uri, username="alice", password="nope"))
+        rootfs = await p.create(RootfsRequest("ok", uri, username="alice", password="secret"))
+        assert os.path.exists(os.path.join(rootfs.path, "bin/busybox"))
+    run_with_provider(store, body)
+    assert store_listing(store)["tmp"] == []
+
+
+def test_transient_failures_are_retried(store: Path, upstream_registry: UpstreamRegistry) -> None:
+    async def body(p: ImageProvider) -> None:
+        proxy = await FaultyProxy(upstream_registry.host, ["503", "cut", "503"]).start()
+        try:
+            rootfs = await p.create(RootfsRequest("c1", f"docker://127.0.0.1:{proxy.port}/test/busybox#v1"))
+        finally:
+            await proxy.stop()
+        assert proxy.injected == ["503", "cut", "503"]
+        assert os.access(os.path.join(rootfs.path, "bin/busybox"), os.X_OK)
+    run_with_provider(store, body, retries=3)
 
 
 def test_unreachable_registry_fails_cleanly(store: Path) -> None:
