@@ -1,5 +1,6 @@
-"""Image references: `docker://host[:port]/repo#tag`, `docker://host/repo@sha256:…`, `docker:///repo#tag`
-(default registry), `oci:///layout#tag`, and local directories or tarballs (plain paths or `raw://path`)."""
+"""Image references: `docker://host[:port]/repo#tag` (or `:tag`), `docker://host/repo@sha256:…`,
+`docker:///repo#tag` (default registry), `oci:///layout#tag` (or `:tag`, `@sha256:…`), and local directories
+or tarballs (plain paths or `raw://path`)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def parse(text: str, default_registry: str = DOCKER_HUB) -> ImageRef:
     if text.startswith("oci://"):
         parts = urlsplit(text)
         path, reference = _split_reference(parts.path, parts.fragment, text)
+        if not reference and ":" in path.rsplit("/", 1)[-1]:  # oci:///layout:tag (skopeo's form)
+            path, _, reference = path.rpartition(":")
+            if not TAG_RE.fullmatch(reference):
+                raise ImageError(f"image {text}: invalid tag {reference!r}")
         if parts.netloc or not path.startswith("/"):
             raise ImageError(f"image {text}: oci:// needs an absolute layout path (oci:///path/to/layout#tag)")
         return ImageRef("oci", path=path, reference=reference)

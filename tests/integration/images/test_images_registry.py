@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,9 @@ def test_busybox_from_registry_is_a_writable_overlay_with_config(store: Path, up
         assert stat.S_IMODE(os.stat(os.path.join(rootfs.path, "tmp")).st_mode) == 0o1777
         assert rootfs.config.env == ["PATH=/bin"] and rootfs.config.entrypoint == ["/bin/sh"]
         Path(rootfs.path, "tmp/written").write_text("hello")
+        ran = subprocess.run(["chroot", rootfs.path, "/bin/sh", "-c", "cat /tmp/written; ls /data 2>&1 || true"],
+                             capture_output=True, text=True, check=True)
+        assert ran.stdout.startswith("hello")
         stat_ = await p.disk_stat("c1")
         assert 0 < stat_.exclusive_bytes_used < stat_.total_bytes_used
         await p.destroy("c1")

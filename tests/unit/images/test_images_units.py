@@ -23,6 +23,8 @@ DIGEST = "sha256:" + "a" * 64
     ("docker:///busybox#1.36", ImageRef("docker", "registry-1.docker.io", "library/busybox", "1.36")),
     ("docker:///org/app", ImageRef("docker", "registry-1.docker.io", "org/app", "latest")),
     ("oci:///srv/layout#v1", ImageRef("oci", path="/srv/layout", reference="v1")),
+    ("oci:///srv/layout:v1", ImageRef("oci", path="/srv/layout", reference="v1")),
+    ("oci:///srv/layout", ImageRef("oci", path="/srv/layout")),
     (f"oci:///srv/layout@{DIGEST}", ImageRef("oci", path="/srv/layout", reference=DIGEST)),
     ("/var/rootfs", ImageRef("local", path="/var/rootfs")),
     ("raw:///var/rootfs.tar", ImageRef("local", path="/var/rootfs.tar")),
