@@ -37,9 +37,12 @@ class LayerStore:
         self._inflight: dict[str, asyncio.Task[LayerInfo]] = {}
         self.layers: dict[str, LayerInfo] = {}
         for key in os.listdir(self.layers_dir):
-            with open(os.path.join(self.layers_dir, key, "meta.json")) as f:
-                meta = json.load(f)
-            self.layers[key] = LayerInfo(key, meta["bytes"], meta["inodes"], meta["last_used"])
+            try:
+                with open(os.path.join(self.layers_dir, key, "meta.json")) as f:
+                    meta = json.load(f)
+                self.layers[key] = LayerInfo(key, meta["bytes"], meta["inodes"], meta["last_used"])
+            except (OSError, ValueError, KeyError):  # not made by us: never hand it out
+                shutil.rmtree(os.path.join(self.layers_dir, key), ignore_errors=True)
         self.unpacked = 0  # layers made by this process (for benchmarks and tests)
 
     def diff_dir(self, key: str) -> str:

@@ -16,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from garden.linux import idmap
 from garden.models import DISK_SCOPE_EXCLUSIVE, DiskStat
 from images import limits, overlay
 from images.diskusage import usage
@@ -143,7 +144,7 @@ class LocalProvider(RootfsProvider):
                 limits.mount_limited(os.path.join(container_dir, "rw"), byte_hard, inode_hard)
             with open(os.path.join(container_dir, "image.json"), "w") as f:
                 json.dump(record, f)
-            return overlay.mount(lowers, container_dir)
+            return overlay.mount(lowers, container_dir, None if request.privileged else idmap.mapping_userns())
         except OSError as e:
             raise ImageError(f"image {request.uri or self.default_rootfs}: cannot mount the rootfs: {e}") from None
 
