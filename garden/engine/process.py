@@ -16,7 +16,8 @@ from garden.backend import STDERR, STDOUT, OutputStream, Process
 from garden.errors import ExecutableNotFoundError, GardenError
 from garden.linux import channel
 
-UNCONNECTED_CAP = 1 << 20  # bytes kept for a stream nobody reads yet; more is dropped, as Garden does
+UNCONNECTED_CAP = 1 << 20  # bytes kept for a stream nobody reads; more is dropped, as Garden does
+CONNECT_GRACE = 1.0  # a new attach's stream connections usually follow within ms: pause output until then
 HIGH_WATER = 8 << 20  # a connected reader this far behind pauses the process's output
 LOW_WATER = 1 << 20
 DRAIN_IDLE = 0.2  # after exit: stop waiting for EOF once output has been idle this long (orphans hold pipes)
@@ -37,20 +38,28 @@ class Stream(OutputStream):
         self._connected: set[int] = set()
         self._changed = asyncio.Event()
         self._finished = False
+        self._born = asyncio.get_running_loop().time()
+
+    def _expected(self) -> bool:
+        """Within the grace time in which the client normally opens its stream connections."""
+        return asyncio.get_running_loop().time() - self._born < CONNECT_GRACE
 
     def push(self, fd: int, data: bytes) -> None:
-        if fd not in self._connected and self._sizes[fd] + len(data) > UNCONNECTED_CAP:
+        if fd not in self._connected and not self._expected() and self._sizes[fd] + len(data) > UNCONNECTED_CAP:
             return
         self._buffers[fd].append(data)
         self._sizes[fd] += len(data)
         self._changed.set()
 
+    def over(self, fd: int, connected_limit: int, waiting_limit: int) -> bool:
+        """Is this stream too far behind on `fd` (a reader is connected, or still expected)?"""
+        if fd in self._connected:
+            return self._sizes[fd] > connected_limit
+        return self._expected() and self._sizes[fd] > waiting_limit
+
     def finish(self) -> None:
         self._finished = True
         self._changed.set()
-
-    def behind(self) -> int:
-        return max((self._sizes[fd] for fd in self._connected), default=0)
 
     async def read(self, fd: int) -> bytes:
         self._connected.add(fd)
@@ -90,7 +99,7 @@ class LinuxProcess(Process):
         self._readers: list[tuple[asyncio.ReadTransport, _Reader]] = []
         self._stdin: asyncio.WriteTransport | None = None
         self._tty_fd: int | None = None
-        self._paused = False
+        self._paused: set[int] = set()
         self._last_output = 0.0
         self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         # Output that arrives before the caller attaches goes here; the first new_stream() claims it.
@@ -138,10 +147,11 @@ class LinuxProcess(Process):
                 break
             code = message.get("exit")
         self._status.close()
+        self._last_output = max(self._last_output, loop.time())  # the drain's idle clock starts now
         for transport, reader in self._readers:  # drain what the process wrote before it exited
             while not reader.done.done():
                 idle = loop.time() - self._last_output
-                if idle >= DRAIN_IDLE and not self._paused:
+                if idle >= DRAIN_IDLE and reader.fd not in self._paused:
                     break
                 await asyncio.wait([reader.done], timeout=DRAIN_IDLE)
             transport.close()
@@ -158,20 +168,26 @@ class LinuxProcess(Process):
         loop.call_later(KEEP_AFTER_EXIT, self._on_exit, self)
 
     def output(self, fd: int, data: bytes) -> None:
-        self._last_output = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._last_output = loop.time()
         for stream in self._streams.values():
             stream.push(fd, data)
-        if not self._paused and any(s.behind() > HIGH_WATER for s in self._streams.values()):
-            self._paused = True
-            for transport, _ in self._readers:
-                transport.pause_reading()
+        if fd not in self._paused and any(s.over(fd, HIGH_WATER, UNCONNECTED_CAP) for s in self._streams.values()):
+            self._paused.add(fd)
+            self._transport(fd).pause_reading()
+            loop.call_later(CONNECT_GRACE, self.output_consumed)  # a stream that never connects stops pausing
 
     def output_consumed(self) -> None:
-        if self._paused and all(s.behind() < LOW_WATER for s in self._streams.values()):
-            self._paused = False
-            for transport, _ in self._readers:
+        """Resume reading an fd once no stream is too far behind on it."""
+        for fd in list(self._paused):
+            if not any(s.over(fd, LOW_WATER, UNCONNECTED_CAP // 2) for s in self._streams.values()):
+                self._paused.discard(fd)
+                transport = self._transport(fd)
                 if not transport.is_closing():
                     transport.resume_reading()
+
+    def _transport(self, fd: int) -> asyncio.ReadTransport:
+        return next(t for t, reader in self._readers if reader.fd == fd)
 
     def new_stream(self) -> Stream:
         if self._first is not None:
