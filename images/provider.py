@@ -60,6 +60,9 @@ class RootfsProvider(ABC):
     def handles(self) -> list[str]:
         """Handles with a root on disk (for cleaning up after a crash)."""
 
+    async def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release sessions and background work at daemon shutdown (containers stay mounted)."""
+
     def capacity_bytes(self) -> int:
         """Disk the store can hand out (Capacity.schedulable_disk_in_bytes); 0 = unknown."""
         return 0
