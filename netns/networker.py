@@ -5,11 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from garden.errors import GardenError
 from garden.models import NetIn, NetOutRule, NetworkStat
 
 
-class NetworkError(Exception):
-    """Networking for a container could not be set up; the message says why."""
+class NetworkError(GardenError):
+    """Networking for a container could not be set up or bad network input; the message says why.
+
+    A plain Garden error on the wire (envelope Type "", HTTP 500), as guardian's kawasaki errors are.
+    """
 
 
 @dataclass
