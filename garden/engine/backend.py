@@ -136,12 +136,12 @@ class LinuxBackend(Backend):
         undo.append(lambda: rt.rootfs.destroy(handle))
         rootfs = await rt.rootfs.create(request)
         self._write_etc(etc_dir, hostname, "", rt.network.resolv_conf() if rt.network else _host_resolv_conf())
-        rt.cgroups.create(handle, spec.limits)
+        rt.cgroups.create(handle, spec.limits, spec.privileged)
         undo.append(lambda: rt.cgroups.destroy(handle))
         undo.append(lambda: self._kill_container(handle))  # also reaps a launcher that failed half-way
         config = {
             "rootfs": rootfs.path, "hostname": hostname, "cgroup_procs": rt.cgroups.procs_files(handle),
-            "uid_map": "", "gid_map": "", "privileged": spec.privileged, "init": rt.init_binary,
+            "userns": not spec.privileged, "privileged": spec.privileged, "init": rt.init_binary,
             "etc_dir": etc_dir,
             "bind_mounts": [{"src": m.src_path, "dst": m.dst_path, "ro": m.mode != BIND_MOUNT_RW,
                              "from_container": m.origin == ORIGIN_CONTAINER} for m in spec.bind_mounts],
@@ -167,7 +167,7 @@ class LinuxBackend(Backend):
         grace_ns = spec.grace_time_ns or self.default_grace_ns
         state = {
             "handle": handle, "init_pid": pid, "init_start": _start_time(pid), "created_at": time.time(),
-            "state": "active", "privileged": spec.privileged, "userns": False,
+            "state": "active", "privileged": spec.privileged, "userns": not spec.privileged,
             "env": rootfs.config.env + spec.env, "limits": asdict(spec.limits), "grace_time_ns": grace_ns,
             "network": asdict(network) if network else None, "properties": dict(spec.properties),
         }

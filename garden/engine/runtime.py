@@ -22,6 +22,7 @@ class Runtime:
     network: Networker | None
     depot: Depot
     init_binary: str
+    no_new_privileges: bool = False  # set no_new_privs on every container process (gdn --no-new-privileges)
 
     async def launch(self, op: str, request: dict, fds: list[int] = ()) -> socket.socket:
         """Start a helper child for `op`; returns the daemon's end of its status socket.
@@ -31,7 +32,7 @@ class Runtime:
         ours, theirs = channel.pair()
         ours.setblocking(False)
         try:
-            await self.helper.spawn(op, request, [theirs.fileno(), *fds])
+            await self.helper.spawn(op, dict(request, no_new_privs=self.no_new_privileges), [theirs.fileno(), *fds])
         except BaseException:
             ours.close()
             raise

@@ -83,8 +83,8 @@ class Cgroups(ABC):
     version: int
 
     @abstractmethod
-    def create(self, name: str, limits: Limits) -> None:
-        """Make the cgroup(s) and apply limits; raises OSError (nothing left behind)."""
+    def create(self, name: str, limits: Limits, privileged: bool = False) -> None:
+        """Make the cgroup(s) and apply limits and the device rules; raises OSError (nothing left behind)."""
 
     @abstractmethod
     def procs_files(self, name: str) -> list[str]:
@@ -150,6 +150,11 @@ def _own_paths() -> dict[str, str]:
     return own
 
 
+# Garden's device cgroup for unprivileged containers: deny all, mknod any, use only the standard set.
+DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+                "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm", "c 10:229 rwm")
+
+
 class CgroupsV1(Cgroups):
     version = 1
     CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
@@ -163,7 +168,7 @@ class CgroupsV1(Cgroups):
     def _path(self, controller: str, name: str) -> str:
         return os.path.join(self.bases[controller], name)
 
-    def create(self, name: str, limits: Limits) -> None:
+    def create(self, name: str, limits: Limits, privileged: bool = False) -> None:
         made = []
         try:
             for c, base in self.bases.items():
@@ -181,10 +186,21 @@ class CgroupsV1(Cgroups):
                 _write(self._path("cpu", name) + "/cpu.shares", str(max(2, shares)))
             if limits.pid.max and "pids" in self.bases:
                 _write(self._path("pids", name) + "/pids.max", str(limits.pid.max))
+            if "devices" in self.bases:
+                self._restrict_devices(name, privileged)
         except OSError:
             for c in made:
                 _rmdir_tree(self._path(c, name))
             raise
+
+    def _restrict_devices(self, name: str, privileged: bool) -> None:
+        path = self._path("devices", name)
+        if privileged:
+            _write(path + "/devices.allow", "a")
+            return
+        _write(path + "/devices.deny", "a")
+        for rule in DEVICE_RULES:
+            _write(path + "/devices.allow", rule)
 
     def procs_files(self, name: str) -> list[str]:
         return [self._path(c, name) + "/cgroup.procs" for c in self.bases]
@@ -268,7 +284,8 @@ class CgroupsV2(Cgroups):
     def _path(self, name: str) -> str:
         return os.path.join(self.base, name)
 
-    def create(self, name: str, limits: Limits) -> None:
+    def create(self, name: str, limits: Limits, privileged: bool = False) -> None:
+        """No device rules: a v2 BPF device filter is not implemented yet."""
         path = self._path(name)
         os.mkdir(path)
         try:

@@ -14,7 +14,7 @@ import signal
 import socket
 from collections.abc import Callable
 
-from garden.linux import channel, spawn, tarstream
+from garden.linux import channel, idmap, seccomp_profile, spawn, tarstream
 from garden.linux import syscalls as sc
 
 OPS: dict[str, Callable[[dict, list[int]], int]] = {
@@ -41,6 +41,7 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    seccomp_profile.bpf()  # compiled once here; every fork inherits it
     while True:
         request, fds = channel.recv(sock)
         if request is None:
@@ -69,7 +70,11 @@ class Helper:
 
     @classmethod
     def start(cls) -> Helper:
-        """Fork the helper. Call before any thread is started in this process."""
+        """Fork the helper. Call before any thread is started in this process.
+
+        Also makes this process's id-mapping user namespace (idmapped image layers), which needs a fork too.
+        """
+        idmap.prepare()
         parent_end, child_end = channel.pair()
         pid = os.fork()
         if pid == 0:

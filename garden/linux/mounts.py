@@ -1,19 +1,22 @@
 """The container's filesystem, built by its pid 1 inside the new mount namespace before it execs init.
 
-Order: pivot_root into the rootfs first (old root kept at OLD_ROOT), so every destination path is
-resolved inside the container root (a symlink in the image cannot point a mount at the host), then
-mount /proc, /sys, /dev, /tmp, the init binary, /etc/hosts, /etc/resolv.conf and the bind mounts,
-taking their sources from OLD_ROOT, and finally detach the old root.
+Host-side sources (device nodes, the init binary, /etc/hosts, /etc/resolv.conf, bind mounts) are
+cloned as detached mounts by the launcher before it leaves the host's namespaces (`open_sources`):
+in a user namespace, container root could not even walk to them. pid 1 then pivots into the rootfs
+(its working directory since before the unshare), mounts /proc and /sys and detaches the old root, so
+every destination is resolved inside the container (an image symlink cannot point a mount at the
+host), and attaches the sources there.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from garden.linux import syscalls as sc
 
-OLD_ROOT = "/.trellis-oldroot"
-INIT_PATH = "/tmp/garden-init"
+OLD_ROOT = "/.trellis-oldroot"  # kept until proc and sysfs are mounted: a user namespace may only mount
+INIT_PATH = "/tmp/garden-init"  # them where a fully visible instance exists
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {
     "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
@@ -38,12 +41,12 @@ def _ensure(path: str, like_dir: bool, mode: int = 0o755) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
 
 
-def _bind(source: str, target: str, readonly: bool, extra: int = 0) -> None:
+def _bind(source: str, target: str, readonly: bool) -> None:
+    """Bind a path of the container onto another (read-only keeping the locked flags of the source)."""
     _ensure(target, os.path.isdir(source))
     sc.mount(source, target, None, sc.MS_BIND | sc.MS_REC)
-    if readonly or extra:
-        flags = sc.MS_BIND | sc.MS_REMOUNT | extra | (sc.MS_RDONLY if readonly else 0)
-        # A remount must keep the locked flags of the source mount (inside a user namespace).
+    if readonly:
+        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
         st = os.statvfs(target)
         for bit, mflag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC)):
             if st.f_flag & bit:
@@ -51,20 +54,58 @@ def _bind(source: str, target: str, readonly: bool, extra: int = 0) -> None:
         sc.mount(None, target, None, flags)
 
 
-def pivot(rootfs: str) -> None:
-    """Make `rootfs` the root of this mount namespace, keeping the old root at OLD_ROOT."""
+def _attach(fd: int, target: str) -> None:
+    """Attach a source cloned by open_sources at `target`."""
+    _ensure(target, stat.S_ISDIR(os.fstat(fd).st_mode))
+    sc.move_mount(fd, target)
+    os.close(fd)
+
+
+def open_sources(cfg: dict) -> dict[str, int]:
+    """Clone every host-side source as a detached mount, by container destination. Run before unshare."""
+    privileged = cfg["privileged"]
+    wanted = [("/dev/" + name, "/dev/" + name, False) for name in DEVICES]
+    if privileged and os.path.exists("/dev/fuse"):
+        wanted.append(("/dev/fuse", "/dev/fuse", False))
+    wanted.append((cfg["init"], INIT_PATH, True))
+    wanted += [(os.path.join(cfg["etc_dir"], name), "/etc/" + name, False) for name in ("hosts", "resolv.conf")]
+    for m in cfg["bind_mounts"]:
+        if not m["from_container"]:
+            if not os.path.exists(m["src"]):
+                raise FileNotFoundError(f"bind mount source {m['src']} does not exist")
+            wanted.append((m["src"], m["dst"], m["ro"]))
+    sources: dict[str, int] = {}
+    try:
+        for source, target, readonly in wanted:
+            sources[target] = fd = sc.open_tree_clone(source)
+            if readonly:
+                sc.mount_setattr(fd, sc.MOUNT_ATTR_RDONLY)
+    except BaseException:
+        for fd in sources.values():
+            os.close(fd)
+        raise
+    return sources
+
+
+def pivot() -> None:
+    """Make the working directory (the rootfs mount, entered before unshare) the root; old root at OLD_ROOT."""
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    os.makedirs(rootfs + OLD_ROOT, mode=0o700, exist_ok=True)
-    sc.pivot_root(rootfs, rootfs + OLD_ROOT)
+    root = sc.open_tree_clone(".")  # a fresh bind of the rootfs: the copied mount is locked in a user namespace
+    sc.move_mount(root, ".")
+    os.fchdir(root)
+    os.close(root)
+    if os.path.islink(OLD_ROOT[1:]):
+        raise ValueError(f"the rootfs has a symlink at {OLD_ROOT}")
+    os.makedirs(OLD_ROOT[1:], mode=0o700, exist_ok=True)
+    sc.pivot_root(".", OLD_ROOT[1:])
     os.chdir("/")
 
 
-def _mount_dev(privileged: bool) -> None:
+def _mount_dev(sources: dict[str, int]) -> None:
     _ensure("/dev", True)
     sc.mount("tmpfs", "/dev", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
-    for name in DEVICES + (("fuse",) if privileged and os.path.exists(OLD_ROOT + "/dev/fuse") else ()):
-        _bind(OLD_ROOT + "/dev/" + name, "/dev/" + name, readonly=False)
+    for target in [t for t in sources if t.startswith("/dev/")]:
+        _attach(sources.pop(target), target)
     os.mkdir("/dev/pts", 0o755)
     sc.mount("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
@@ -93,25 +134,24 @@ def _mask(privileged: bool) -> None:
             _bind(path, path, readonly=True)
 
 
-def build(cfg: dict) -> None:
+def build(cfg: dict, sources: dict[str, int]) -> None:
     """Everything between unshare and exec of init, run as pid 1 of the new pid namespace."""
     privileged = cfg["privileged"]
-    pivot(cfg["rootfs"])
+    pivot()
     _ensure("/proc", True)
     sc.mount("proc", "/proc", "proc", SAFE_FLAGS)
     _ensure("/sys", True)
-    sc.mount("sysfs", "/sys", "sysfs", SAFE_FLAGS | (0 if privileged else sc.MS_RDONLY))
-    _mount_dev(privileged)
-    _ensure("/tmp", True, 0o1777)
-    sc.mount("tmpfs", "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
-    _bind(OLD_ROOT + cfg["init"], INIT_PATH, readonly=True)
-    for name in ("hosts", "resolv.conf"):
-        _bind(OLD_ROOT + cfg["etc_dir"] + "/" + name, "/etc/" + name, readonly=False)
-    for m in cfg["bind_mounts"]:
-        source = m["src"] if m["from_container"] else OLD_ROOT + m["src"]
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"bind mount source {m['src']} does not exist")
-        _bind(source, m["dst"], readonly=m["ro"])
-    _mask(privileged)
+    sc.mount("sysfs", "/sys", "sysfs", SAFE_FLAGS | sc.MS_RDONLY)
     sc.umount(OLD_ROOT, sc.MNT_DETACH)
     os.rmdir(OLD_ROOT)
+    _mount_dev(sources)
+    _ensure("/tmp", True, 0o1777)
+    sc.mount("tmpfs", "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
+    for m in cfg["bind_mounts"]:
+        if m["from_container"]:
+            if not os.path.exists(m["src"]):
+                raise FileNotFoundError(f"bind mount source {m['src']} does not exist")
+            _bind(m["src"], m["dst"], readonly=m["ro"])
+    for target, fd in sources.items():  # the init binary, /etc/hosts, /etc/resolv.conf, host bind mounts
+        _attach(fd, target)
+    _mask(privileged)

@@ -14,7 +14,7 @@ import socket
 import struct
 import termios
 
-from garden.linux import channel, mounts, users
+from garden.linux import channel, idmap, mounts, seccomp_profile, security, users
 from garden.linux import syscalls as sc
 
 NAMESPACES = (("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
@@ -50,17 +50,8 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 1))  # SIOCSIFFLAGS, IFF_UP
 
 
-def _map_ids(child_pid: int, cfg: dict) -> None:
-    with open(f"/proc/{child_pid}/setgroups", "w") as f:
-        f.write("allow")
-    with open(f"/proc/{child_pid}/uid_map", "w") as f:
-        f.write(cfg["uid_map"])
-    with open(f"/proc/{child_pid}/gid_map", "w") as f:
-        f.write(cfg["gid_map"])
-
-
-def _unshare_with_user_ns(cfg: dict, flags: int) -> None:
-    """unshare(flags | CLONE_NEWUSER) and have a short-lived sibling outside write our id maps."""
+def _unshare_with_user_ns(flags: int) -> None:
+    """unshare(flags | CLONE_NEWUSER) and have a short-lived sibling outside write Garden's id maps."""
     go_r, go_w = os.pipe()
     done_r, done_w = os.pipe()
     me = os.getpid()
@@ -68,7 +59,7 @@ def _unshare_with_user_ns(cfg: dict, flags: int) -> None:
     if mapper == 0:
         try:
             os.read(go_r, 1)
-            _map_ids(me, cfg)
+            idmap.write_maps(me)
             os.write(done_w, b"k")
         finally:
             os._exit(0)
@@ -90,15 +81,21 @@ def container(cfg: dict, fds: list[int]) -> int:
     err_r, err_w = os.pipe()
     try:
         _write_all(cfg["cgroup_procs"], "0")
+        sources = mounts.open_sources(cfg)
+        os.chdir(cfg["rootfs"])  # the new mount namespace keeps it as the working directory to pivot into
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWNET | sc.CLONE_NEWPID
-        if cfg["uid_map"]:
-            _unshare_with_user_ns(cfg, flags)
+        if cfg["userns"]:
+            for name in ("hosts", "resolv.conf"):  # writable by container root only, as in Garden
+                os.chown(os.path.join(cfg["etc_dir"], name), idmap.ROOT_HOST_ID, idmap.ROOT_HOST_ID)
+            _unshare_with_user_ns(flags)
         else:
             sc.unshare(flags)
         pid = os.fork()
         if pid == 0:
             os.close(err_r)
-            _container_init(cfg, err_w)
+            _container_init(cfg, sources, err_w)
+        for fd in sources.values():
+            os.close(fd)
         os.close(err_w)
         err_w = -1
         error = _read_error(err_r)
@@ -120,12 +117,13 @@ def _read_error(fd: int) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def _container_init(cfg: dict, err_w: int) -> None:
+def _container_init(cfg: dict, sources: dict[str, int], err_w: int) -> None:
     """pid 1 of the new namespaces: build the filesystem, then exec the reaper."""
     try:
         socket.sethostname(cfg["hostname"])
         _loopback_up()
-        mounts.build(cfg)
+        mounts.build(cfg, sources)
+        _confine(cfg, uid=0)
         reset_signals()
         os.closerange(3, err_w)
         os.closerange(err_w + 1, MAX_FD)
@@ -138,14 +136,37 @@ def _container_init(cfg: dict, err_w: int) -> None:
     os._exit(1)
 
 
-def enter(init_pid: int, userns: bool, names: tuple[tuple[str, int], ...] = NAMESPACES) -> None:
-    """setns into the namespaces of a container's pid 1 (user first, mount last)."""
-    order = ((("user", sc.CLONE_NEWUSER),) if userns else ()) + names
-    nsfds = [(os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind) for name, kind in order]
-    for fd, kind in nsfds:
+def _confine(cfg: dict, uid: int) -> None:
+    """Garden's capabilities, plus seccomp for unprivileged (user-namespaced) containers, for what runs next."""
+    unprivileged = cfg["userns"]
+    security.confine(security.capability_set(not unprivileged, uid),
+                     seccomp_profile.bpf() if unprivileged else None, cfg.get("no_new_privs", False))
+
+
+def enter(init_pid: int, userns: bool, names: tuple[tuple[str, int], ...] = NAMESPACES) -> int | None:
+    """setns into the namespaces `names` of a container's pid 1 (mount last), as host root.
+
+    Returns an fd of its user namespace (None for a privileged container), opened while the host's
+    /proc is still in view: the caller does what needs host root, then calls join_userns.
+    """
+    paths = ((("user", 0),) if userns else ()) + names
+    nsfds = [(os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind) for name, kind in paths]
+    for fd, kind in nsfds[1 if userns else 0:]:
         sc.setns(fd, kind)
         os.close(fd)
     os.chdir("/")
+    return nsfds[0][0] if userns else None
+
+
+def join_userns(fd: int | None) -> None:
+    """Join the container's user namespace (if any, from enter) and become its root: host ids are unmapped there."""
+    if fd is None:
+        return
+    sc.setns(fd, sc.CLONE_NEWUSER)
+    os.close(fd)
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
 
 
 def process_env(env: list[str], user: users.User) -> list[str]:
@@ -229,8 +250,12 @@ def process(cfg: dict, fds: list[int]) -> int:
         # opened before entering: the container's mount namespace has no view of the host's cgroupfs
         home_cgroups = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cfg["home_cgroup_procs"]]
         _write_all(cfg["cgroup_procs"], "0")
-        enter(cfg["init_pid"], cfg["userns"])
+        userns = enter(cfg["init_pid"], cfg["userns"])
         user = users.resolve(cfg["user"])
+        for fd in fds[1:4]:  # so the process may reopen its stdio (/dev/stdout), as runc does
+            os.fchown(fd, idmap.host_id(user.uid) if userns else user.uid,
+                      idmap.host_id(user.gid) if userns else user.gid)
+        join_userns(userns)
         workdir = cfg["dir"] or user.home
         if not os.path.isabs(workdir):
             workdir = os.path.join(user.home, workdir)
@@ -242,6 +267,7 @@ def process(cfg: dict, fds: list[int]) -> int:
             master, slave = _open_pty(user, cfg["tty"]["columns"], cfg["tty"]["rows"])
             channel.send(status, {"tty": True}, [master])
             os.close(master)
+        _confine(cfg, user.uid)
         try:
             pid = _spawn_as(user, cfg, process_env(cfg["env"], user), _stdio_actions(cfg, fds, slave))
         except FileNotFoundError:

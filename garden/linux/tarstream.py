@@ -32,7 +32,7 @@ def _become(user: users.User) -> None:
 
 
 def _enter_as(cfg: dict) -> users.User:
-    spawn.enter(cfg["init_pid"], cfg["userns"], MOUNT_NS)
+    spawn.join_userns(spawn.enter(cfg["init_pid"], cfg["userns"], MOUNT_NS))
     user = users.resolve(cfg["user"] or "root")
     os.chdir(user.home if os.path.isdir(user.home) else "/")
     return user
