@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="destroy containers unused this long (Go duration; 0 = never)")
     parser.add_argument("--cgroup-parent", default="trellis", help="name of the cgroup holding the containers'")
     parser.add_argument("--init-binary", default="/usr/bin/catatonit", help="static pid-1 reaper")
+    parser.add_argument("--no-new-privileges", action="store_true", help="set no_new_privs on container processes")
     parser.add_argument("--disable-networking", action="store_true",
                         help="containers get a network namespace with loopback only")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"])
@@ -65,7 +66,7 @@ async def _serve(args: argparse.Namespace, helper: Helper) -> None:
         network = net_options.create_networker(args, args.network_state_dir)
     runtime = Runtime(helper=helper, cgroups=cgroups.detect(args.cgroup_parent),
                       rootfs=LocalProvider(args.image_store, args.default_rootfs), network=network,
-                      depot=depot, init_binary=args.init_binary)
+                      depot=depot, init_binary=args.init_binary, no_new_privileges=args.no_new_privileges)
     backend = LinuxBackend(runtime, default_grace_ns=args.default_grace_time, max_containers=args.max_containers)
     await backend.restore()
     runner = await server.start(server.build_app(backend), bind_socket=args.bind_socket, bind_ip=args.bind_ip,
