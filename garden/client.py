@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -39,6 +40,21 @@ def _parse_address(address: str, network: str | None) -> tuple[str, str]:
     if network not in ("unix", "tcp"):
         raise ValueError(f"unsupported network {network!r} (unix or tcp)")
     return network, address
+
+
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that keeps what it already read when the connection breaks.
+
+    asyncio turns a failed write (e.g. stdin sent after the process exited and the server closed the
+    control connection) into an exception that the next read raises *before* the buffered bytes, so an
+    exit status that had already arrived was lost. Like Go's conn, deliver the buffer, then end of stream.
+    """
+
+    def set_exception(self, exc: BaseException) -> None:
+        if isinstance(exc, ConnectionError):
+            self.feed_eof()
+        else:
+            super().set_exception(exc)
 
 
 class _Conn:
@@ -118,15 +134,19 @@ class AsyncClient:
         self.network, self.address = _parse_address(address, network)
 
     async def _connect(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        reader = _Reader(limit=_READ_SIZE, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         if self.network == "unix":
-            opening = asyncio.open_unix_connection(self.address, limit=_READ_SIZE)
+            opening = loop.create_unix_connection(lambda: protocol, self.address)
         else:
             host, _, port = self.address.rpartition(":")
-            opening = asyncio.open_connection(host.strip("[]"), int(port), limit=_READ_SIZE)
+            opening = loop.create_connection(lambda: protocol, host.strip("[]"), int(port))
         try:
-            return _Conn(*await asyncio.wait_for(opening, DIAL_TIMEOUT))
+            transport, _ = await asyncio.wait_for(opening, DIAL_TIMEOUT)
         except (TimeoutError, OSError) as err:
             raise errors.GardenError(f"dial {self.network} {self.address}: {err}") from err
+        return _Conn(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     async def _call(self, method: str, path: str, kind: codec.Kind | None = None, *,
                     body: bytes | None = None, query: dict[str, str] | None = None) -> Any:
@@ -327,6 +347,13 @@ class AsyncProcess:
     def __init__(self, control: _Conn, process_id: str):
         self.id = process_id
         self._control = control
+        # Control messages go out through a duplicate of the socket: when a write fails because the server
+        # already closed the connection (stdin still being sent after exit), asyncio's transport would stop
+        # reading at once and drop an exit status that is still in the kernel buffer.
+        sock = control.writer.get_extra_info("socket")
+        self._out = socket.socket(fileno=os.dup(sock.fileno()))
+        self._out.setblocking(False)
+        self._send_lock = asyncio.Lock()
         self._copies: list[asyncio.Task] = []
         self._stdin: asyncio.Task | None = None
         self._exit: asyncio.Task[int] | None = None
@@ -352,6 +379,7 @@ class AsyncProcess:
             if self._stdin is not None:
                 self._stdin.cancel()
             self._control.close()
+            self._out.close()
 
     async def _copy(self, conn: _Conn, sink: Sink) -> None:
         try:
@@ -361,6 +389,12 @@ class AsyncProcess:
             conn.close()
 
     async def _feed_stdin(self, stdin: Any) -> None:
+        try:
+            await self._copy_stdin(stdin)
+        except ConnectionError:
+            pass  # the process exited and the server closed the connection (the Go client ignores this too)
+
+    async def _copy_stdin(self, stdin: Any) -> None:
         if isinstance(stdin, str | bytes | bytearray):
             stdin = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
             for i in range(0, len(stdin), _STDIN_CHUNK):
@@ -372,8 +406,10 @@ class AsyncProcess:
 
     async def _send(self, payload: codec.ProcessPayload) -> None:
         payload.process_id = self.id
-        self._control.writer.write(codec.encode(codec.PROCESS_PAYLOAD, payload))
-        await self._control.writer.drain()
+        async with self._send_lock:
+            if self._out.fileno() == -1:
+                raise ConnectionResetError("Connection lost")
+            await asyncio.get_running_loop().sock_sendall(self._out, codec.encode(codec.PROCESS_PAYLOAD, payload))
 
     async def write_stdin(self, data: bytes | str) -> None:
         """Send stdin data (like the Go client, invalid UTF-8 becomes U+FFFD)."""
@@ -404,6 +440,7 @@ class AsyncProcess:
             if task is not None:
                 task.cancel()
         self._control.close()
+        self._out.close()
 
 
 # ------------------------------------------------------------------------------------ sync client
