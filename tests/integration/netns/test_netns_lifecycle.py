@@ -1,0 +1,80 @@
+"""Many create/destroy cycles leave nothing behind; a restarted networker keeps survivors working."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+
+from conftest import our_links, table_text, wait_for
+
+from garden.models import PROTOCOL_TCP, NetOutRule, PortRange
+from netns.bridged import BridgeNetworker
+
+
+def _addresses(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if prefix in line]
+
+
+def _host_get(port: int) -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET /id HTTP/1.0\r\n\r\n")
+            return s.makefile("rb").read().decode().split("\r\n\r\n", 1)[-1]
+    except OSError:
+        return None
+
+
+def test_300_cycles_leave_no_veth_address_rule_or_subnet(run, net, sandbox):
+    links, addrs, rules, free = our_links(net.prefix), _addresses("10.251."), table_text(net.table), net.capacity()
+    rule = NetOutRule(protocol=PROTOCOL_TCP, ports=[PortRange(80, 80)])
+    for i in range(300):
+        pid = sandbox.container()
+        handle = f"cycle-{i}"
+        run(net.setup(handle, pid, "10.251.128.0/25" if i % 3 == 0 else ""))
+        run(net.net_in(handle, 0, 8080))
+        run(net.net_out(handle, [rule]))
+        run(net.teardown(handle))
+        sandbox.kill(pid)
+    run(net.settle())
+    assert our_links(net.prefix) == links
+    assert _addresses("10.251.") == addrs
+    assert table_text(net.table) == rules
+    assert net.capacity() == free
+    assert not [h for h in net.handles() if h.startswith("cycle-")]
+
+
+def test_restart_keeps_survivors_and_cleans_the_rest(run, sandbox, tmp_path):
+    state, pool = str(tmp_path / "state"), ipaddress.IPv4Network("10.253.0.0/24")
+    first = BridgeNetworker(state, pool, tag="t3", port_pool=(42201, 20))
+    try:
+        keep_pid, gone_pid = sandbox.container(), sandbox.container()
+        keep = run(first.setup("keep", keep_pid, ""))
+        run(first.setup("gone", gone_pid, ""))
+        sandbox.http_server(keep_pid, 8080, "kept")
+        port, _ = run(first.net_in("keep", 0, 8080))
+        run(first.net_in("gone", 0, 9090))
+        keep = first.config("keep")
+        run(first.close())  # the daemon stops; containers and kernel state stay
+        sandbox.kill(gone_pid)
+
+        second = BridgeNetworker(state, pool, tag="t3", port_pool=(42201, 20))
+        assert second.capacity() == 64 - 2  # nothing handed out twice after the restart
+        run(second.restore({"keep": keep}))
+        run(second.settle())
+        assert second.handles() == ["keep"] and second.capacity() == 64 - 1
+        assert wait_for(lambda: _host_get(port), "survivor's net_in") == "kept"
+        fresh = run(second.setup("fresh", sandbox.container(), ""))
+        assert fresh.subnet != keep.subnet
+        assert sorted(n for n in our_links("wt3") if n.endswith("-0")) == sorted(
+            [f"wt3{int(ipaddress.IPv4Address(c.container_ip)):08x}-0" for c in (keep, fresh)])
+        run(second.teardown("keep"))
+        run(second.teardown("fresh"))
+        run(second.close())
+        assert our_links("wt3") == [] and os.path.exists(os.path.join(state, "netns.json"))
+    finally:
+        subprocess.run(["nft", "delete", "table", "ip", "trellist3"], check=False)
+        for name in our_links("wt3"):
+            subprocess.run(["ip", "link", "del", name], check=False)
