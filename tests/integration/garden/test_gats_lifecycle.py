@@ -154,12 +154,6 @@ def test_destroy_unknown_is_container_not_found(client, container):
     assert e.value.handle == "potato-sandwhich-policy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GATS `provides /dev/shm as tmpfs in the container` expects the /proc/mounts line to start "
-    "'tmpfs /dev/shm tmpfs rw,nodev,relatime'; ours reads 'shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,"
-    "size=65536k,...': source must be 'tmpfs' (not 'shm') and only nodev set (no nosuid/noexec), no size= cap "
-    "(the 64 MiB cap also makes GATS' memory-limit dd to /dev/shm fail with ENOSPC instead of OOM); "
-    "mount table in garden/linux/mounts.py"))
 def test_dev_shm_is_tmpfs(client, container):
     """Lifecycle provides /dev/shm as tmpfs in the container."""
     spec = models.ProcessSpec(user="alice", path="dd",
