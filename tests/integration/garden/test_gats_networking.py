@@ -1,0 +1,202 @@
+"""GATS `networking_test.go` mirrored in Python against a daemon of our own with networking enabled.
+
+Not mirrored (they need the internet): resolving www.example.com (2 specs) and the subnet specs that reach
+8.8.8.8:53 (2 specs). Traffic here stays on loopback and inside the containers this module creates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from garden import models
+from garden.daemon_process import GardenServer
+
+# ----------------------------------------------------------------------------------- GATS-like helpers
+
+
+class Buffer:
+    """A gbytes.Buffer: a thread-safe sink with `say(regex, timeout)` (Eventually(...).Should(Say(...)))."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._cond = threading.Condition()
+
+    def __call__(self, chunk: bytes) -> None:
+        with self._cond:
+            self._data += chunk
+            self._cond.notify_all()
+
+    def text(self) -> str:
+        with self._cond:
+            return self._data.decode(errors="replace")
+
+    def say(self, pattern: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not re.search(pattern, self._data.decode(errors="replace")):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+
+def sh(script: str, **kw) -> models.ProcessSpec:
+    return models.ProcessSpec(path="sh", args=["-c", script], **kw)
+
+
+def run_process(client, handle: str, spec: models.ProcessSpec) -> tuple[int, str, str]:
+    out, err = Buffer(), Buffer()
+    code = client.run(handle, spec, stdout=out, stderr=err).wait(60)
+    return code, out.text(), err.text()
+
+
+def run_for_stdout(client, handle: str, spec: models.ProcessSpec) -> str:
+    return run_process(client, handle, spec)[1]
+
+
+def create_user(client, handle: str, name: str) -> None:
+    """GATS' createUser (`id -u NAME || adduser -D NAME`); Debian's busybox has no adduser applet, so the
+    fallback writes /etc/passwd, /etc/group and the home directory the way `adduser -D` would."""
+    script = (f"id -u {name} && exit 0; command -v adduser >/dev/null && exec adduser -D {name}; "
+              "uid=1000; while grep -q \"^[^:]*:[^:]*:$uid:\" /etc/passwd /etc/group; do uid=$((uid+1)); done; "
+              f"echo \"{name}:x:$uid:$uid:Linux User,,,:/home/{name}:/bin/sh\" >> /etc/passwd && "
+              f"echo \"{name}:x:$uid:\" >> /etc/group && mkdir -p /home/{name} && chown $uid:$uid /home/{name}")
+    code, out, err = run_process(client, handle, sh(script, user="root"))
+    assert code == 0, (out, err)
+
+
+@pytest.fixture(scope="module")
+def net_server(tmp_path_factory, busybox_rootfs) -> Iterator[GardenServer]:
+    server = GardenServer(tmp_path_factory.mktemp("gats-net"), busybox_rootfs,
+                          ["--network-tag", "gt", "--network-pool", "10.252.16.0/24",
+                           "--port-pool-start", "62400", "--port-pool-size", "64"])
+    server.start()
+    try:
+        yield server
+    finally:
+        client = server.client()
+        for handle in client.list({"garden.state": "all"}):
+            client.destroy(handle)
+        server.stop()
+        # the daemon keeps its (now empty) nftables table for a restart; this test's tag is ours to remove
+        subprocess.run(["nft", "delete", "table", "ip", "trellisgt"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def client(net_server):
+    return net_server.client()
+
+
+@pytest.fixture
+def make(client) -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def create(user: bool = True, **spec) -> str:
+        handle = client.create(models.ContainerSpec(**spec))
+        made.append(handle)
+        if user:
+            create_user(client, handle, "alice")
+        return handle
+
+    yield create
+    live = set(client.list({"garden.state": "all"}))
+    for handle in made:
+        if handle in live:
+            client.destroy(handle)
+
+
+@pytest.fixture
+def container(make) -> str:
+    return make()
+
+
+def _read_from(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+        return data
+
+
+def test_net_in(client, container):
+    """Networking can be contacted after a NetIn."""
+    server = client.run(container, sh("echo hallo | nc -l -p 8080", user="root"), stdout=Buffer(), stderr=Buffer())
+    host_port, container_port = client.net_in(container, 0, 8080)
+    assert container_port == 8080
+    got = b""
+    deadline = time.monotonic() + 10
+    while b"hallo" not in got and time.monotonic() < deadline:
+        try:
+            got = _read_from(host_port)
+        except OSError:
+            time.sleep(0.1)
+    assert b"hallo" in got
+    server.wait(10)
+
+
+@pytest.mark.parametrize("path", ["/etc/hosts", "/etc/resolv.conf"])
+def test_root_can_overwrite(client, container, path):
+    """Networking container root can overwrite /etc/hosts (and /etc/resolv.conf)."""
+    assert run_process(client, container, sh(f"echo NONSENSE > {path}", user="root"))[0] == 0
+
+
+@pytest.mark.parametrize("path", ["/etc/hosts", "/etc/resolv.conf"])
+def test_non_root_cannot_overwrite(client, container, path):
+    """Networking running as a user other than container root non-container-root can't overwrite /etc/hosts (and
+    /etc/resolv.conf)."""
+    code, _, err = run_process(client, container, sh(f"echo NONSENSE > {path}", user="alice"))
+    assert code == 1
+    assert "Permission denied" in err
+
+
+def _can_resolve(client, handle: str, name: str) -> str:
+    """GATS' itCanResolve: `ping -W 2 -c 1 NAME` eventually reports one packet received."""
+    out = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, out, err = run_process(client, handle, models.ProcessSpec(path="ping", args=["-W", "2", "-c", "1", name]))
+        out += err
+        if "1 packets transmitted, 1 packets received" in out:
+            break
+        time.sleep(0.2)
+    return out
+
+
+def test_resolve_localhost(client, container):
+    """Networking domain name resolution can resolve localhost."""
+    out = _can_resolve(client, container, "localhost")
+    assert "1 packets transmitted, 1 packets received" in out, out
+
+
+def test_resolve_own_hostname(client, container):
+    """Networking domain name resolution can resolve its hostname."""
+    out = _can_resolve(client, container, container)
+    assert "1 packets transmitted, 1 packets received" in out, out
+
+
+@pytest.fixture(scope="module")
+def bare_rootfs(tmp_path_factory, busybox_rootfs) -> str:
+    """The busybox rootfs without /etc/hosts and /etc/resolv.conf (GATS: docker:///busybox#1.37.0)."""
+    path = str(tmp_path_factory.mktemp("gats-bare") / "rootfs")
+    shutil.copytree(busybox_rootfs, path, symlinks=True)
+    for name in ("hosts", "resolv.conf"):
+        os.unlink(os.path.join(path, "etc", name))
+    return path
+
+
+def test_resolve_hostname_without_etc_hosts(client, make, bare_rootfs):
+    """Networking domain name resolution when the rootFS doesn't contain /etc/hosts or /etc/resolv.conf can still
+    resolve its hostname because garden modifies /etc/hosts."""
+    handle = make(rootfs=bare_rootfs)
+    out = _can_resolve(client, handle, handle)
+    assert "1 packets transmitted, 1 packets received" in out, out
