@@ -1,4 +1,5 @@
-"""The Networker: a bridge per subnet, a veth per container, nftables rules in the project's own table.
+"""The Networker: a veth per container (routed for a /30, on a bridge per shared subnet), nftables rules
+in the project's own table.
 
 Threads: request-path kernel work runs on one worker thread (its own netlink socket and libnftables
 context), slow veth/bridge deletes on a second "reaper" thread, so neither blocks the asyncio loop.
@@ -8,13 +9,14 @@ Allocation tables are only touched on the loop thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Network
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -53,8 +55,8 @@ class BridgeNetworker(Networker):
         self._attached: dict[str, Attachment] = {}
         for att in self._state.load().values():
             self._reserve(att)
-        self._draining: dict[IPv4Network, asyncio.Future] = {}
         self._reaping: set[asyncio.Task] = set()
+        self._pending: dict[IPv4Network, set[asyncio.Task]] = {}  # releases by subnet
         self._broker = NsSocketBroker()
         self._nft = Nft()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="netns")
@@ -74,14 +76,14 @@ class BridgeNetworker(Networker):
         static, _ = parse_spec(network)
         if static is not None:
             self._check_host_overlap(static)
-            while static in self._draining:
-                await asyncio.shield(self._draining[static])
+            while static in self._pending:  # a release in that subnet must finish (names, bridge)
+                await asyncio.gather(*self._pending[static], return_exceptions=True)
         subnet, ip = self._subnets.allocate(network)
         att = Attachment(handle, subnet, ip)
         try:
             await self._run(self._attach, att, init_pid)
         except BaseException:
-            self._spawn(self._release(att))
+            self._spawn(self._release(att), att.subnet)
             raise
         self._attached[handle] = att
         self._save()
@@ -95,7 +97,7 @@ class BridgeNetworker(Networker):
             self._ports.release(host_port)
         self._save()
         await self._run(self._detach, att)
-        self._spawn(self._release(att))
+        self._spawn(self._release(att), att.subnet)
 
     async def net_in(self, handle: str, host_port: int, container_port: int) -> tuple[int, int]:
         att = self._get(handle)
@@ -179,10 +181,12 @@ class BridgeNetworker(Networker):
         self._nft.run(rules.base_batch(self.table, f"{self.prefix}b-*", self._deny))
 
     def _attach(self, att: Attachment, pid: int) -> None:
-        name = self._bridge(att.subnet)
-        bridge = self._links.ensure_bridge(name, gateway(att.subnet), att.subnet, self.mtu)
-        veth = self._veth(att)
-        self._links.add_veth(veth, bridge, pid, self.mtu)
+        veth, gw = self._veth(att), gateway(att.subnet)
+        if _routed(att.subnet):
+            self._links.add_routed_veth(veth, gw, att.subnet, pid, self.mtu)
+        else:
+            bridge = self._links.ensure_bridge(self._bridge(att.subnet), gw, att.subnet, self.mtu)
+            self._links.add_bridged_veth(veth, bridge, pid, self.mtu)
         try:
             fd = self._broker.netlink_fd(pid)
             links.configure_container(fd, att.ip, att.subnet, self.mtu)
@@ -227,25 +231,26 @@ class BridgeNetworker(Networker):
         await self._in_reaper(self._reap_links.delete, self._veth(att))
         if not self._subnets.release_ip(att.subnet, att.ip):
             return
-        done = asyncio.get_running_loop().create_future()
-        self._draining[att.subnet] = done
-        try:
+        if not _routed(att.subnet):
             await self._in_reaper(self._reap_links.delete, self._bridge(att.subnet))
-            self._subnets.release_subnet(att.subnet)
-        finally:
-            del self._draining[att.subnet]
-            done.set_result(None)
+        self._subnets.release_subnet(att.subnet)
 
     async def _in_reaper(self, fn: Callable[..., T], *args: object) -> T:
         return await self._run(fn, *args, executor=self._reaper)
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], subnet: IPv4Network | None = None) -> None:
         task = asyncio.ensure_future(coro)
         self._reaping.add(task)
-        task.add_done_callback(self._reaped)
+        if subnet is not None:
+            self._pending.setdefault(subnet, set()).add(task)
+        task.add_done_callback(functools.partial(self._reaped, subnet))
 
-    def _reaped(self, task: asyncio.Task) -> None:
+    def _reaped(self, subnet: IPv4Network | None, task: asyncio.Task) -> None:
         self._reaping.discard(task)
+        if subnet is not None:
+            self._pending[subnet].discard(task)
+            if not self._pending[subnet]:
+                del self._pending[subnet]
         if not task.cancelled() and task.exception() is not None:
             log.error("network cleanup failed: %s", task.exception())
 
@@ -283,6 +288,9 @@ class BridgeNetworker(Networker):
         return self._ours.fullmatch(ifname) is not None
 
     def _veth(self, att: Attachment) -> str:
+        """Host end: `w<tag>b-<ip>` when routed (matched by the bridges' wildcard), else `w<tag><ip>-0`."""
+        if _routed(att.subnet):
+            return f"{self.prefix}b-{_hex(att.ip)}"
         return f"{self.prefix}{_hex(att.ip)}-0"
 
     def _bridge(self, subnet: IPv4Network) -> str:
@@ -291,6 +299,11 @@ class BridgeNetworker(Networker):
     @staticmethod
     def _chain(att: Attachment) -> str:
         return f"c-{_hex(att.ip)}"
+
+
+def _routed(subnet: IPv4Network) -> bool:
+    """A /30 holds one container: its veth is routed directly, without a bridge."""
+    return subnet.prefixlen == 30
 
 
 def _hex(address: IPv4Address) -> str:

@@ -23,11 +23,28 @@ class HostLinks:
         self.ipr = IPRoute()
 
     def ensure_bridge(self, name: str, gateway: IPv4Address, subnet: IPv4Network, mtu: int) -> int:
-        """The bridge for a subnet, with the gateway address, created if missing. Returns its index."""
+        """The bridge for a shared subnet, with the gateway address, created if missing. Returns its index."""
         found = self.ipr.link_lookup(ifname=name)
         if found:
             return found[0]
         self.ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+        return self._gateway_up(name, gateway, subnet)
+
+    def add_bridged_veth(self, name: str, bridge: int, pid: int, mtu: int) -> None:
+        """A veth pair: `name` on the bridge, its peer eth0 in pid's netns."""
+        self._veth_pair(name, pid, mtu, master=bridge, state="up")
+
+    def add_routed_veth(self, name: str, gateway: IPv4Address, subnet: IPv4Network, pid: int, mtu: int) -> None:
+        """A veth pair whose host end holds the gateway address itself (a /30 needs no bridge)."""
+        self._veth_pair(name, pid, mtu)
+        self._gateway_up(name, gateway, subnet)
+
+    def _veth_pair(self, name: str, pid: int, mtu: int, **host: object) -> None:
+        # creating the peer inside the namespace avoids the ~15 ms netns move of a host-side peer
+        self.ipr.link("add", ifname=name, kind="veth", mtu=mtu, **host,
+                      peer={"ifname": CONTAINER_IFNAME, "net_ns_pid": pid, "mtu": mtu})
+
+    def _gateway_up(self, name: str, gateway: IPv4Address, subnet: IPv4Network) -> int:
         index = self.ipr.link_lookup(ifname=name)[0]
         try:
             self.ipr.addr("add", index=index, address=str(gateway), prefixlen=subnet.prefixlen)
@@ -35,20 +52,10 @@ class HostLinks:
             # (the input chain rejects anything new from containers, 127/8 included: CVE-2020-8558)
             write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
             self.ipr.link("set", index=index, state="up")
-        except NetlinkError:
+        except (NetlinkError, OSError):
             self.delete(name)
             raise
         return index
-
-    def add_veth(self, name: str, bridge: int, pid: int, mtu: int) -> None:
-        """A veth pair: `name` on the bridge, its peer created directly as eth0 in pid's netns.
-
-        Creating the peer inside the namespace avoids the ~15 ms netns move of a host-side peer.
-        """
-        self.ipr.link(
-            "add", ifname=name, kind="veth", mtu=mtu, master=bridge, state="up",
-            peer={"ifname": CONTAINER_IFNAME, "net_ns_pid": pid, "mtu": mtu},
-        )
 
     def delete(self, name: str) -> None:
         """Delete a link by name; a link that is already gone is fine."""
