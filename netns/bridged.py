@@ -133,7 +133,7 @@ class BridgeNetworker(Networker):
             if handle not in self._attached and cfg.container_ip:
                 try:
                     self._reserve(Attachment.from_config(handle, cfg))
-                except (NetworkError, ValueError) as e:
+                except (NetworkError, ValueError, KeyError, TypeError) as e:
                     log.warning("cannot restore the network of %s: %s", handle, e)
         for handle in [h for h in self._attached if h not in configs]:
             await self.teardown(handle)

@@ -32,7 +32,8 @@ class Attachment:
 
     @classmethod
     def from_config(cls, handle: str, cfg: NetworkConfig) -> Attachment:
-        ports = [(p.host_port, p.container_port) for p in cfg.mapped_ports]
+        ports = [(p["host_port"], p["container_port"]) if isinstance(p, dict) else (p.host_port, p.container_port)
+                 for p in cfg.mapped_ports]  # NetIn, or its dict when the engine rebuilt cfg from JSON
         return cls(handle, IPv4Network(cfg.subnet), IPv4Address(cfg.container_ip),
                    list(cfg.extra.get("net_out", [])), ports)
 

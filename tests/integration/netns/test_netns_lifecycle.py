@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 
+import pytest
 from conftest import our_links, table_text, wait_for
 
 from garden.models import PROTOCOL_TCP, NetOutRule, PortRange
 from netns.bridged import BridgeNetworker
+from netns.networker import NetworkConfig, NetworkError
 
 
 def _addresses(prefix: str) -> list[str]:
@@ -79,3 +81,23 @@ def test_restart_keeps_survivors_and_cleans_the_rest(run, sandbox, tmp_path):
         subprocess.run(["nft", "delete", "table", "ip", "trellist3"], check=False)
         for name in our_links("wt3"):
             subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_restore_adopts_configs_when_the_state_file_is_lost(run, tmp_path):
+    """The engine's own records (as JSON round-trip dicts) rebuild the pools: nothing is handed out twice."""
+    pool = ipaddress.IPv4Network("10.253.4.0/24")
+    net = BridgeNetworker(str(tmp_path / "empty"), pool, tag="t4", port_pool=(42301, 10))
+    try:
+        saved = NetworkConfig(host_ip="10.253.4.1", container_ip="10.253.4.2", subnet="10.253.4.0/30",
+                              mapped_ports=[{"host_port": 42301, "container_port": 8080}], extra={"net_out": []})
+        run(net.restore({"survivor": saved}))
+        assert net.handles() == ["survivor"] and net.capacity() == 63
+        assert run(net.net_in("survivor", 0, 80))[0] == 42302  # 42301 stays taken
+        with pytest.raises(NetworkError, match="already allocated"):
+            run(net.setup("twin", 999999999, "10.253.4.2"))
+        run(net.teardown("survivor"))
+        run(net.settle())
+        assert net.capacity() == 64
+    finally:
+        run(net.close())
+        subprocess.run(["nft", "delete", "table", "ip", "trellist4"], check=False)
