@@ -5,7 +5,7 @@ For N "containers" (busybox processes in fresh network namespaces, made before t
    and the background work teardown leaves (veth + bridge deletes) per container;
 2. as a peer, the conventional pyroute2 recipe for the same setup (veth add, move the peer into the
    netns, configure it through NetNS(path)) on the same machine.
-Uses its own tag ("bn"), pool 10.249.0.0/22 and port pool; removes everything it made.
+Uses its own tag ("nb"), pool 10.249.0.0/22 and port pool; removes everything it made.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def summary(name: str, ms: list[float]) -> str:
 
 
 async def bench_networker(procs: list[subprocess.Popen], state_dir: str) -> None:
-    net = BridgeNetworker(state_dir, POOL, tag="bn", port_pool=(43001, 1000))
+    net = BridgeNetworker(state_dir, POOL, tag="nb", port_pool=(43001, 1000))
     times: dict[str, list[float]] = {"setup": [], "net_in": [], "net_out": [], "teardown": []}
     rule = [NetOutRule(protocol=PROTOCOL_TCP, ports=[PortRange(443, 443)])]
     try:
@@ -74,17 +74,17 @@ def bench_conventional(procs: list[subprocess.Popen]) -> None:
     with IPRoute() as ipr:
         for i, p in enumerate(procs):
             t = time.perf_counter()
-            ipr.link("add", ifname=f"bnc{i}-0", kind="veth", peer={"ifname": f"bnc{i}-1"})
-            peer = ipr.link_lookup(ifname=f"bnc{i}-1")[0]
+            ipr.link("add", ifname=f"nbc{i}-0", kind="veth", peer={"ifname": f"nbc{i}-1"})
+            peer = ipr.link_lookup(ifname=f"nbc{i}-1")[0]
             ipr.link("set", index=peer, net_ns_pid=p.pid)
             with NetNS(f"/proc/{p.pid}/ns/net") as ns:
-                idx = ns.link_lookup(ifname=f"bnc{i}-1")[0]
+                idx = ns.link_lookup(ifname=f"nbc{i}-1")[0]
                 ns.link("set", index=idx, ifname="eth1", state="up")
                 ns.addr("add", index=idx, address=str(POOL.network_address + 4 * i + 2), prefixlen=30)
             setup.append((time.perf_counter() - t) * 1000)
         for i in range(len(procs)):
             t = time.perf_counter()
-            ipr.link("del", ifname=f"bnc{i}-0")
+            ipr.link("del", ifname=f"nbc{i}-0")
             delete.append((time.perf_counter() - t) * 1000)
     print(summary("peer: pyroute2 add+move+NetNS", setup))
     print(summary("peer: veth delete (synchronous)", delete))
