@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
@@ -101,3 +102,24 @@ def test_restore_adopts_configs_when_the_state_file_is_lost(run, tmp_path):
     finally:
         run(net.close())
         subprocess.run(["nft", "delete", "table", "ip", "trellist4"], check=False)
+
+
+def test_concurrent_setups_and_teardowns(run, net, sandbox):
+    pids = [sandbox.container() for _ in range(12)]
+    free = net.capacity()
+
+    async def create_all():
+        return await asyncio.gather(*(net.setup(f"conc-{i}", pid, "10.251.64.0/26" if i % 2 else "")
+                                      for i, pid in enumerate(pids)))
+
+    cfgs = run(create_all())
+    assert len({c.container_ip for c in cfgs}) == 12
+    assert sandbox.ns(pids[1], "ping", "-c", "1", "-W", "1", cfgs[3].container_ip, check=False).returncode == 0
+    assert sandbox.ns(pids[0], "ping", "-c", "1", "-W", "1", cfgs[2].container_ip, check=False).returncode == 0
+
+    async def destroy_all():
+        await asyncio.gather(*(net.teardown(f"conc-{i}") for i in range(12)))
+        await net.settle()
+
+    run(destroy_all())
+    assert net.capacity() == free and not [n for n in our_links(net.prefix)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from conftest import wait_for
 
-from netns.networker import NetworkConfig
+from netns.networker import NetworkConfig, NetworkError
 
 
 def _get(host: str, port: int) -> str | None:
@@ -69,6 +70,8 @@ def test_net_in_reaches_a_server_from_host_and_from_other_containers(run, net, s
         assert container_port == 8080 and 42001 <= host_port < 42051
         explicit = run(net.net_in("netin-server", 42049, 0))
         assert explicit == (42049, 42049)
+        with pytest.raises(NetworkError, match="already acquired"):
+            run(net.net_in("netin-client", 42049, 80))
         assert wait_for(lambda: _get("127.0.0.1", host_port), "loopback client") == "served"
         assert _get(net.external_ip, host_port) == "served"
         assert sandbox.fetch(client, cc.host_ip, host_port) == "served"
