@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 from pyroute2.netlink.exceptions import NetlinkError
 
 from garden.models import NetOutRule, NetworkStat
-from netns import links, rules
+from netns import links
+from netns import rules as nftrules
 from netns.networker import NetworkConfig, Networker, NetworkError
 from netns.nft import Nft
 from netns.nsopen import NsSocketBroker
@@ -35,7 +36,7 @@ T = TypeVar("T")
 
 
 class BridgeNetworker(Networker):
-    """Guardian-kawasaki-style container networking for one daemon (see netns/rules.py for the table)."""
+    """Guardian-kawasaki-style container networking for one daemon (nftables layout: netns/rules.py)."""
 
     def __init__(
         self, state_dir: str, pool: IPv4Network, *, deny: list[IPv4Network] | None = None, mtu: int = 0,
@@ -109,7 +110,7 @@ class BridgeNetworker(Networker):
             host_port = self._ports.acquire()
         container_port = container_port or host_port
         try:
-            element = rules.netin_element(self.table, host_port, att.ip, container_port)
+            element = nftrules.netin_element(self.table, host_port, att.ip, container_port)
             await self._run(self._nft.run, [element])
         except BaseException:
             self._ports.release(host_port)
@@ -118,9 +119,9 @@ class BridgeNetworker(Networker):
         self._save()
         return host_port, container_port
 
-    async def net_out(self, handle: str, net_rules: list[NetOutRule]) -> None:
+    async def net_out(self, handle: str, rules: list[NetOutRule]) -> None:
         att = self._get(handle)
-        compiled = [rules.compile_rule(r, rules.log_prefix(handle)) for r in net_rules]
+        compiled = [nftrules.compile_rule(r, nftrules.log_prefix(handle)) for r in rules]
         await self._run(self._extend_rules, att, compiled)
         self._save()
 
@@ -178,7 +179,7 @@ class BridgeNetworker(Networker):
 
     def _start_kernel_side(self) -> None:
         links.enable_forwarding()
-        self._nft.run(rules.base_batch(self.table, f"{self.prefix}b-*", self._deny))
+        self._nft.run(nftrules.base_batch(self.table, f"{self.prefix}b-*", self._deny))
 
     def _attach(self, att: Attachment, pid: int) -> None:
         veth, gw = self._veth(att), gateway(att.subnet)
@@ -190,13 +191,15 @@ class BridgeNetworker(Networker):
         try:
             fd = self._broker.netlink_fd(pid)
             links.configure_container(fd, att.ip, att.subnet, self.mtu)
-            self._nft.run(rules.container_batch(self.table, self._chain(att), att.ip, att.subnet, att.rules))
+            batch = nftrules.container_batch(self.table, self._chain(att), att.ip, att.subnet, att.rules)
+            self._nft.run(batch)
         except BaseException:
             self._links.delete(veth)
             raise
 
     def _detach(self, att: Attachment) -> None:
-        batch = rules.remove_container_batch(self.table, self._chain(att), att.ip, [h for h, _ in att.ports])
+        host_ports = [h for h, _ in att.ports]
+        batch = nftrules.remove_container_batch(self.table, self._chain(att), att.ip, host_ports)
         try:
             self._nft.run(batch)
         except NetworkError:  # partly gone already: remove what is left, one object at a time
@@ -208,20 +211,20 @@ class BridgeNetworker(Networker):
 
     def _extend_rules(self, att: Attachment, compiled: list[str]) -> None:
         new = att.rules + compiled
-        self._nft.run(rules.container_batch(self.table, self._chain(att), att.ip, att.subnet, new))
+        self._nft.run(nftrules.container_batch(self.table, self._chain(att), att.ip, att.subnet, new))
         att.rules = new
 
     def _reapply_all(self) -> None:
         t = f"ip {self.table}"
         live = {self._chain(a) for a in self._attached.values()}
-        batch = rules.base_batch(self.table, f"{self.prefix}b-*", self._deny)
+        batch = nftrules.base_batch(self.table, f"{self.prefix}b-*", self._deny)
         batch += [f"flush map {t} egress", f"flush map {t} netin"]
         for chain in self._nft.chains(self.table):
             if chain.startswith("c-") and chain not in live:
                 batch += [f"flush chain {t} {chain}", f"delete chain {t} {chain}"]
         for att in self._attached.values():
-            batch += rules.container_batch(self.table, self._chain(att), att.ip, att.subnet, att.rules)
-            batch += [rules.netin_element(self.table, h, att.ip, c) for h, c in att.ports]
+            batch += nftrules.container_batch(self.table, self._chain(att), att.ip, att.subnet, att.rules)
+            batch += [nftrules.netin_element(self.table, h, att.ip, c) for h, c in att.ports]
         self._nft.run(batch)
 
     # --- background release -----------------------------------------------------------------------

@@ -60,3 +60,7 @@ class Networker(ABC):
     def resolv_conf(self) -> str:
         """Contents for the container's /etc/resolv.conf."""
         return ""
+
+    async def close(self) -> None:
+        """At daemon shutdown: finish background cleanup, release threads and helpers (kernel state stays)."""
+        return None
