@@ -9,7 +9,7 @@ import socket
 import subprocess
 
 import pytest
-from conftest import our_links, table_text, wait_for
+from netns_sandbox import our_links, table_text, wait_for
 
 from garden.models import PROTOCOL_TCP, NetOutRule, PortRange
 from netns.bridged import BridgeNetworker

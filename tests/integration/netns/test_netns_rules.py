@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import table_text, wait_for
+from netns_sandbox import table_text, wait_for
 
 from garden.models import PROTOCOL_ICMP, PROTOCOL_TCP, ICMPControl, IPRange, NetOutRule, PortRange
 from netns.networker import NetworkError

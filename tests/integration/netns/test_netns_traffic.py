@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import wait_for
+from netns_sandbox import wait_for
 
 from netns.networker import NetworkConfig, NetworkError
 
