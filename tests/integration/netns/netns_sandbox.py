@@ -42,10 +42,21 @@ class Sandbox:
         return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", BUSYBOX, *argv],
                               capture_output=True, text=True, check=check, timeout=30)
 
-    def fetch(self, pid: int, ip: str, port: int) -> str | None:
-        """GET http://ip:port/id from inside pid's netns; None when refused, rejected or timed out."""
+    def cgi_server(self, pid: int, port: int) -> None:
+        """busybox httpd in pid's netns answering /cgi-bin/peer with the client's address as it sees it."""
+        root = os.path.join(self.tmp, f"cgi-{pid}-{port}")
+        os.makedirs(os.path.join(root, "cgi-bin"), exist_ok=True)
+        script = os.path.join(root, "cgi-bin", "peer")
+        with open(script, "w") as f:
+            f.write(f"#!{BUSYBOX} sh\necho 'Content-Type: text/plain'\necho\necho -n $REMOTE_ADDR\n")
+        os.chmod(script, 0o755)
+        self._spawn(["nsenter", f"--net=/proc/{pid}/ns/net", BUSYBOX, "httpd", "-f", "-p", f"0.0.0.0:{port}",
+                     "-h", root])
+
+    def fetch(self, pid: int, ip: str, port: int, path: str = "/id") -> str | None:
+        """GET http://ip:port/path from inside pid's netns; None when refused, rejected or timed out."""
         r = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", BUSYBOX, "nc", "-w", "1", ip, str(port)],
-                           input="GET /id HTTP/1.0\r\n\r\n", capture_output=True, text=True, timeout=30)
+                           input=f"GET {path} HTTP/1.0\r\n\r\n", capture_output=True, text=True, timeout=30)
         if r.returncode != 0 or "\n\n" not in r.stdout:  # text mode turned CRLF into LF
             return None
         return r.stdout.split("\n\n", 1)[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 
 import pytest
 from netns_sandbox import wait_for
@@ -85,3 +86,25 @@ def test_net_in_reaches_a_server_from_host_and_from_other_containers(run, net, s
         run(net.teardown("netin-server"))
         run(net.teardown("netin-client"))
     assert _get("127.0.0.1", host_port) is None  # mapping gone with the container
+
+
+def test_egress_is_masqueraded_to_the_host_address(run, net, sandbox):
+    """An "outside" namespace made by the test stands in for the world: it sees the host, not the container."""
+    outside = sandbox.container()
+    subprocess.run(["ip", "link", "add", "nst1out", "type", "veth", "peer", "name", "eth0", "netns", str(outside)],
+                   check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.251.250.1/30", "dev", "nst1out"], check=True)
+        subprocess.run(["ip", "link", "set", "nst1out", "up"], check=True)
+        sandbox.ns(outside, "ip", "addr", "add", "10.251.250.2/30", "dev", "eth0")
+        sandbox.ns(outside, "ip", "link", "set", "eth0", "up")
+        sandbox.cgi_server(outside, 9000)
+        pid = sandbox.container()
+        cfg = run(net.setup("egress", pid, ""))
+        try:
+            seen = wait_for(lambda: sandbox.fetch(pid, "10.251.250.2", 9000, "/cgi-bin/peer"), "outside reached")
+            assert seen == "10.251.250.1" and seen != cfg.container_ip
+        finally:
+            run(net.teardown("egress"))
+    finally:
+        subprocess.run(["ip", "link", "del", "nst1out"], check=True)
