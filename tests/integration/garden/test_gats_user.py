@@ -101,15 +101,6 @@ def container(make) -> str:
 
 
 
-GROUPS_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "guardian sets only the /etc/group memberships as supplementary groups; garden/linux/users.py resolve() also "
-    "adds the primary gid (`| {user.gid}`), so GATS `users has a sufficiently large UID/GID range` sees busybox "
-    "`id` print 'uid=1000000000 gid=1000000000 groups=1000000000' instead of 'uid=1000000000 gid=1000000000\\n', "
-    "and `ignores inherited groups from gdn but includes supplementary groups` sees 'Groups: 1000 1010 1011' "
-    "instead of 'Groups: 1010 1011'"))
-
-
-@GROUPS_XFAIL
 def test_large_uid_gid_range(client, container):
     """users has a sufficiently large UID/GID range."""
     out = run_for_stdout(client, container, models.ProcessSpec(user="1000000000:1000000000", path="id"))
@@ -128,7 +119,6 @@ def test_user_with_large_uid_and_gid(client, container):
     assert out == "Hello Baldrick\n"
 
 
-@GROUPS_XFAIL
 def test_supplementary_groups_from_rootfs(client, container):
     """users when rootfs defines user/groups ignores inherited groups from gdn but includes supplementary groups."""
     # GATS' image lists alice in groups 1010 and 1011 only (our rootfs also lists her in users:100).
