@@ -4,6 +4,8 @@ The daemon forks it once at start-up, before any thread exists. The helper then 
 every request (make a container, start a process, stream a tar in or out) and replies with the
 child's pid; the child reports progress on its own status socket, which the daemon passed in.
 The helper is a child subreaper, so container inits orphaned by their launcher are reaped here.
+It also writes the id maps of an unprivileged container's new user namespace (that needs a process
+outside it), so the launcher does not have to fork a mapper.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import socket
 from collections.abc import Callable
 
-from garden.linux import channel, idmap, seccomp_profile, spawn, tarstream
+from garden.linux import channel, idmap, seccomp_profile, security, spawn, tarstream
 from garden.linux import syscalls as sc
 
 OPS: dict[str, Callable[[dict, list[int]], int]] = {
@@ -42,10 +44,15 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     seccomp_profile.bpf()  # compiled once here; every fork inherits it
+    security.warm()
     while True:
         request, fds = channel.recv(sock)
         if request is None:
             return
+        mapping = request["op"] == "container" and request["userns"]
+        if mapping:  # the child unshares a user namespace; its maps must be written from out here
+            (ready_r, ready_w), (go_r, go_w) = os.pipe(), os.pipe()
+            fds += [ready_w, go_r]
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -58,6 +65,8 @@ def _serve(sock: socket.socket) -> None:
         for fd in fds:
             os.close(fd)
         channel.send(sock, {"pid": pid})
+        if mapping:
+            idmap.map_when_ready(pid, ready_r, go_w)
 
 
 class Helper:

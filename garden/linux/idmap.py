@@ -8,6 +8,7 @@ mounts made with one long-lived "mapping" user namespace, so root-owned files sh
 from __future__ import annotations
 
 import os
+import signal
 
 from garden.linux import syscalls as sc
 
@@ -29,33 +30,57 @@ def write_maps(pid: int) -> None:
             f.write(value)
 
 
+def unshare_mapped(ready_w: int, go_r: int) -> None:
+    """unshare(CLONE_NEWUSER), let the parent map ids (map_when_ready), then become root in the namespace."""
+    sc.unshare(sc.CLONE_NEWUSER)
+    os.write(ready_w, b"u")
+    os.close(ready_w)
+    mapped = os.read(go_r, 1)
+    os.close(go_r)
+    if mapped != b"g":
+        raise OSError("the user namespace's id maps could not be written")
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def map_when_ready(pid: int, ready_r: int, go_w: int) -> None:
+    """The parent's half of unshare_mapped: wait for `pid` to unshare, write Garden's maps, let it go on."""
+    try:
+        if os.read(ready_r, 1) == b"u":
+            write_maps(pid)
+            os.write(go_w, b"g")
+    except OSError:
+        pass  # the child sees no "g" and reports the failure
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+
+
 def prepare() -> None:
     """Create the mapping user namespace. Call once, while the process is still single-threaded."""
     global _mapping_userns
     if _mapping_userns is not None:
         return
     ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
+    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(done_w)
-            sc.unshare(sc.CLONE_NEWUSER)
-            os.write(ready_w, b"u")
-            os.read(done_r, 1)
+            os.close(ready_r)
+            os.close(go_w)
+            unshare_mapped(ready_w, go_r)
+            os.pause()
         finally:
             os._exit(0)
+    os.close(ready_w)
+    os.close(go_r)
     try:
-        os.close(ready_w)
-        if os.read(ready_r, 1) != b"u":
-            raise OSError("could not create the id-mapping user namespace")
-        write_maps(pid)
+        map_when_ready(pid, ready_r, go_w)
         _mapping_userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
-        os.close(done_w)
+        os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        for fd in (ready_r, done_r):
-            os.close(fd)
 
 
 def mapping_userns() -> int | None:

@@ -110,7 +110,7 @@ def _mount_dev(sources: dict[str, int]) -> None:
     sc.mount("devpts", "/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
     os.mkdir("/dev/shm", 0o1777)
-    sc.mount("tmpfs", "/dev/shm", "tmpfs", sc.MS_NODEV, "mode=1777")  # as Garden: nodev only, no size cap
+    sc.mount("tmpfs", "/dev/shm", "tmpfs", SAFE_FLAGS, "mode=1777")  # as current GATS expects: no size cap
     os.chmod("/dev/shm", 0o1777)
     os.mkdir("/dev/mqueue", 0o755)
     sc.mount("mqueue", "/dev/mqueue", "mqueue", SAFE_FLAGS)

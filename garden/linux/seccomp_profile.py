@@ -58,6 +58,7 @@ def _build():
     import seccomp  # Debian's python3-seccomp (libseccomp's own binding)
 
     f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+    f.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)  # a binary tree: faster to load and to run than a linear list
     for arch in (seccomp.Arch.X86, seccomp.Arch.X32):
         if not f.exist_arch(arch):
             f.add_arch(arch)

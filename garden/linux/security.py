@@ -9,6 +9,7 @@ Exec then gives root the set as effective and permitted, and any other user no e
 from __future__ import annotations
 
 import ctypes
+import functools
 
 from garden.linux import syscalls as sc
 
@@ -41,9 +42,17 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _last_cap() -> int:
+@functools.cache
+def _not_in(caps: frozenset[int]) -> tuple[int, ...]:
+    """The capabilities this kernel knows that are not in `caps` (read once per set, in the helper or a fork)."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
-        return int(f.read())
+        return tuple(cap for cap in range(int(f.read()) + 1) if cap not in caps)
+
+
+def warm() -> None:
+    """Compute what confine needs for every set once, so forks inherit it."""
+    for caps in (UNPRIVILEGED_CAPS, NON_ROOT_PRIVILEGED_CAPS, PRIVILEGED_CAPS):
+        _not_in(caps)
 
 
 def capability_set(privileged: bool, uid: int) -> frozenset[int]:
@@ -87,8 +96,7 @@ def confine(caps: frozenset[int], seccomp_bpf: bytes | None, no_new_privs: bool)
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_bpf:
         load_seccomp(seccomp_bpf)
-    for cap in range(_last_cap() + 1):
-        if cap not in caps:
-            sc.prctl(sc.PR_CAPBSET_DROP, cap)
+    for cap in _not_in(caps):
+        sc.prctl(sc.PR_CAPBSET_DROP, cap)
     granted = _permitted() & sum(1 << cap for cap in caps)
     _set_caps(granted, granted, granted)

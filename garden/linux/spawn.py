@@ -50,33 +50,11 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 1))  # SIOCSIFFLAGS, IFF_UP
 
 
-def _unshare_with_user_ns(flags: int) -> None:
-    """unshare(flags | CLONE_NEWUSER) and have a short-lived sibling outside write Garden's id maps."""
-    go_r, go_w = os.pipe()
-    done_r, done_w = os.pipe()
-    me = os.getpid()
-    mapper = os.fork()
-    if mapper == 0:
-        try:
-            os.read(go_r, 1)
-            idmap.write_maps(me)
-            os.write(done_w, b"k")
-        finally:
-            os._exit(0)
-    sc.unshare(flags | sc.CLONE_NEWUSER)
-    os.write(go_w, b"g")
-    ok = os.read(done_r, 1)
-    os.waitpid(mapper, 0)
-    for fd in (go_r, go_w, done_r, done_w):
-        os.close(fd)
-    if ok != b"k":
-        raise OSError("could not write the user namespace id maps")
-    os.setresgid(0, 0, 0)
-    os.setresuid(0, 0, 0)
-
-
 def container(cfg: dict, fds: list[int]) -> int:
-    """Make the namespaces, fork pid 1 into them, report {"pid"} or {"error"}."""
+    """Make the namespaces, fork pid 1 into them, report {"pid"} or {"error"}.
+
+    fds: the status socket, then (unprivileged) the pipes of the helper that writes the user namespace's maps.
+    """
     status = socket.socket(fileno=fds[0])
     err_r, err_w = os.pipe()
     try:
@@ -87,9 +65,8 @@ def container(cfg: dict, fds: list[int]) -> int:
         if cfg["userns"]:
             for name in ("hosts", "resolv.conf"):  # writable by container root only, as in Garden
                 os.chown(os.path.join(cfg["etc_dir"], name), idmap.ROOT_HOST_ID, idmap.ROOT_HOST_ID)
-            _unshare_with_user_ns(flags)
-        else:
-            sc.unshare(flags)
+            idmap.unshare_mapped(fds[1], fds[2])
+        sc.unshare(flags)
         pid = os.fork()
         if pid == 0:
             os.close(err_r)
@@ -246,6 +223,7 @@ def _spawn_as(user: users.User, cfg: dict, env: list[str], actions: list[tuple])
 def process(cfg: dict, fds: list[int]) -> int:
     """The shim: enter the container, spawn the process into its pid namespace, report pid and exit status."""
     status = socket.socket(fileno=fds[0])
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a Stop while the shim is still in the container's cgroup
     try:
         # opened before entering: the container's mount namespace has no view of the host's cgroupfs
         home_cgroups = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cfg["home_cgroup_procs"]]
@@ -276,12 +254,12 @@ def process(cfg: dict, fds: list[int]) -> int:
                        else f'exec: "{path}": stat {path}: no such file or directory')
             channel.send(status, {"error": message, "kind": "not_found"})
             return 1
+        for fd in home_cgroups:  # out before the pid is known: a Stop signals the container's cgroup members
+            os.write(fd, b"0")
+            os.close(fd)
         for fd in fds[1:4]:
             os.close(fd)
         channel.send(status, {"pid": pid})
-        for fd in home_cgroups:  # the shim itself must not count against the container's limits
-            os.write(fd, b"0")
-            os.close(fd)
         _, wait_status = os.waitpid(pid, 0)
         channel.send(status, {"exit": _exit_status(wait_status)})
         return 0

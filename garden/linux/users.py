@@ -56,8 +56,6 @@ def resolve(spec: str, root: str = "/") -> User:
             user = User(name=name_part, uid=int(name_part), gid=0, home="/")
     if group_part:
         user.gid = _group_id(group_part, groups)
-    user.groups = sorted(
-        {int(e[2]) for e in groups if len(e) >= 4 and user.name in e[3].split(",") and e[2].isdigit()}
-        | {user.gid}
-    )
+    # supplementary groups: only the /etc/group memberships, as Guardian does (the primary gid is not added)
+    user.groups = sorted({int(e[2]) for e in groups if len(e) >= 4 and user.name in e[3].split(",") and e[2].isdigit()})
     return user
