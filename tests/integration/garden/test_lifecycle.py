@@ -123,7 +123,8 @@ def test_stop_terminates_processes_and_marks_stopped(garden_server, container):
 def test_bind_mounts_read_only_and_read_write(garden_server, tmp_path):
     client = garden_server.client()
     src = tmp_path / "shared"
-    src.mkdir()
+    src.mkdir(mode=0o777)  # container root is not host root (user namespace): it needs the permission to write
+    src.chmod(0o777)
     (src / "hello").write_text("from host\n")
     mounts = [models.BindMount(src_path=str(src), dst_path="/mnt/ro"),
               models.BindMount(src_path=str(src), dst_path="/mnt/rw", mode=models.BIND_MOUNT_RW)]
