@@ -199,8 +199,12 @@ class CgroupsV1(Cgroups):
             _write(path + "/devices.allow", "a")
             return
         _write(path + "/devices.deny", "a")
-        for rule in DEVICE_RULES:
-            _write(path + "/devices.allow", rule)
+        fd = os.open(path + "/devices.allow", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            for rule in DEVICE_RULES:  # the kernel takes one rule per write
+                os.write(fd, rule.encode())
+        finally:
+            os.close(fd)
 
     def procs_files(self, name: str) -> list[str]:
         return [self._path(c, name) + "/cgroup.procs" for c in self.bases]

@@ -50,9 +50,11 @@ def _not_in(caps: frozenset[int]) -> tuple[int, ...]:
 
 
 def warm() -> None:
-    """Compute what confine needs for every set once, so forks inherit it."""
+    """Compute what confine needs once (drop lists, ctypes function lookups), so forks inherit it."""
     for caps in (UNPRIVILEGED_CAPS, NON_ROOT_PRIVILEGED_CAPS, PRIVILEGED_CAPS):
         _not_in(caps)
+    _permitted()
+    _libc.capset.restype = ctypes.c_int
 
 
 def capability_set(privileged: bool, uid: int) -> frozenset[int]:

@@ -142,13 +142,14 @@ def test_missing_bind_mount_source_is_a_clear_error_and_leaves_nothing(client, t
 def test_no_new_privileges_daemon_flag(tmp_path, busybox_rootfs):
     server = GardenServer(tmp_path / "nnp", busybox_rootfs, ["--disable-networking", "--no-new-privileges"])
     server.start()
+    client = server.client()
     try:
-        client = server.client()
         handle = client.create(models.ContainerSpec())
         sh(client, handle, SETUID_COPY)
         code, out, _ = sh(client, handle, "/opt/suid/busybox cat /proc/self/status", user="alice")
         fields = status_fields(out)
         assert (code, fields["NoNewPrivs"], fields["Uid"].split()) == (0, "1", ["1000"] * 4)
-        client.destroy(handle)
     finally:
+        for handle in client.list({"garden.state": "all"}):
+            client.destroy(handle)
         server.stop()
