@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import socket
 from collections.abc import Callable
@@ -45,7 +46,15 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     seccomp_profile.bpf()  # compiled once here; every fork inherits it
     security.warm()
+    awaiting_maps: dict[int, tuple[int, int]] = {}  # ready pipe → (launcher pid, go pipe)
     while True:
+        readable, _, _ = select.select([sock, *awaiting_maps], [], [])
+        for fd in readable:
+            if fd in awaiting_maps:  # a launcher has unshared its user namespace (or died)
+                pid, go_w = awaiting_maps.pop(fd)
+                idmap.map_when_ready(pid, fd, go_w)
+        if sock not in readable:
+            continue
         request, fds = channel.recv(sock)
         if request is None:
             return
@@ -59,14 +68,17 @@ def _serve(sock: socket.socket) -> None:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
+                for ready_fd, (_, go_fd) in awaiting_maps.items():  # other launchers' pipes
+                    os.close(ready_fd)
+                    os.close(go_fd)
                 code = OPS[request["op"]](request, fds)
             finally:
                 os._exit(code)
         for fd in fds:
             os.close(fd)
-        channel.send(sock, {"pid": pid})
         if mapping:
-            idmap.map_when_ready(pid, ready_r, go_w)
+            awaiting_maps[ready_r] = (pid, go_w)
+        channel.send(sock, {"pid": pid})
 
 
 class Helper:
