@@ -42,6 +42,9 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+_libc.capget.argtypes = _libc.capset.argtypes = [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)]
+
+
 @functools.cache
 def _not_in(caps: frozenset[int]) -> tuple[int, ...]:
     """The capabilities this kernel knows that are not in `caps` (read once per set, in the helper or a fork)."""
@@ -54,7 +57,6 @@ def warm() -> None:
     for caps in (UNPRIVILEGED_CAPS, NON_ROOT_PRIVILEGED_CAPS, PRIVILEGED_CAPS):
         _not_in(caps)
     _permitted()
-    _libc.capset.restype = ctypes.c_int
 
 
 def capability_set(privileged: bool, uid: int) -> frozenset[int]:
@@ -67,7 +69,7 @@ def capability_set(privileged: bool, uid: int) -> frozenset[int]:
 def _permitted() -> int:
     """This process's permitted set as a 64-bit mask."""
     data = (_CapData * 2)()
-    if _libc.capget(ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data) < 0:
+    if _libc.capget(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), data) < 0:
         err = ctypes.get_errno()
         raise OSError(err, "capget")
     return data[0].permitted | data[1].permitted << 32
@@ -80,7 +82,7 @@ def _set_caps(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data) < 0:
+    if _libc.capset(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), data) < 0:
         err = ctypes.get_errno()
         raise OSError(err, "capset")
 
@@ -93,7 +95,10 @@ def load_seccomp(bpf: bytes) -> None:
 
 
 def confine(caps: frozenset[int], seccomp_bpf: bytes | None, no_new_privs: bool) -> None:
-    """Restrict this process to `caps`, then seccomp and no_new_privs, for what it execs next."""
+    """no_new_privs if asked, the seccomp filter (while CAP_SYS_ADMIN is still held), then only `caps`.
+
+    For this process and what it execs or spawns next.
+    """
     if no_new_privs:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_bpf:
