@@ -34,7 +34,11 @@ def _ensure(path: str, like_dir: bool, mode: int = 0o755) -> None:
     """Create a mount point inside the (already pivoted) root: a directory or an empty file."""
     if os.path.lexists(path):
         return
-    os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
+    except FileExistsError:  # a dangling symlink (to a host path, say) or a file on the way
+        raise NotADirectoryError(f"cannot make mount point {path}: a parent is not a directory in the "
+                                 "container") from None
     if like_dir:
         os.mkdir(path, mode)
     else:
