@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 
 
@@ -19,11 +21,15 @@ class User:
 
 
 def _entries(path: str) -> list[list[str]]:
+    """The colon-separated lines of a regular file (the container owns it: a FIFO or device reads as empty)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return []
+    with open(fd, encoding="utf-8", errors="replace") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
 
 
 def _group_id(group: str, groups: list[list[str]]) -> int:

@@ -86,6 +86,13 @@ def test_unknown_users_get_a_clear_error(client, container):
         client.stream_in(container, "/tmp", tar_of((entry("x"), b"x")), user="nosuchuser")
 
 
+def test_a_fifo_as_etc_passwd_does_not_hang_process_start(client, container):
+    assert sh(client, container, "rm /etc/passwd && mkfifo /etc/passwd")[0] == 0
+    assert client.run(container, models.ProcessSpec(path="true")).wait(10) == 0
+    with pytest.raises(errors.GardenError, match="unable to find user alice"):
+        client.run(container, models.ProcessSpec(path="true", user="alice")).wait(10)
+
+
 def test_rlimits_above_the_hosts_hard_limit_are_clamped(client, container):
     with open("/proc/self/limits") as f:
         hard = next(line.split()[4] for line in f if line.startswith("Max open files"))
