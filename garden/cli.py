@@ -27,6 +27,7 @@ def parse_duration(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from images import options as image_options
     from netns import options as net_options
 
     parser = argparse.ArgumentParser(prog="trellis garden serve", description="Run the Garden daemon.")
@@ -36,8 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug-bind-port", type=int, default=None, help="port for /debug/vars (like gdn's 17013)")
     parser.add_argument("--depot", default="/run/trellis/depot", help="directory for container state")
     parser.add_argument("--network-state-dir", default="/run/trellis/network", help="subnet and port allocations")
-    parser.add_argument("--image-store", default="/var/lib/trellis/store", help="directory for layers and rootfses")
-    parser.add_argument("--default-rootfs", default="", help="rootfs for containers that name none")
     parser.add_argument("--max-containers", type=int, default=250, help="0 = only the network pool limits")
     parser.add_argument("--default-grace-time", type=parse_duration, default=0,
                         help="destroy containers unused this long (Go duration; 0 = never)")
@@ -47,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--disable-networking", action="store_true",
                         help="containers get a network namespace with loopback only")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"])
+    image_options.add_arguments(parser)
     net_options.add_arguments(parser)
     return parser
 
@@ -57,7 +57,7 @@ async def _serve(args: argparse.Namespace, helper: Helper) -> None:
     from garden.engine.depot import Depot
     from garden.engine.runtime import Runtime
     from garden.linux import cgroups
-    from images.local import LocalProvider
+    from images import options as image_options
     from netns import options as net_options
 
     depot = Depot(args.depot)
@@ -65,7 +65,7 @@ async def _serve(args: argparse.Namespace, helper: Helper) -> None:
     if not args.disable_networking:
         network = net_options.create_networker(args, args.network_state_dir)
     runtime = Runtime(helper=helper, cgroups=cgroups.detect(args.cgroup_parent),
-                      rootfs=LocalProvider(args.image_store, args.default_rootfs), network=network,
+                      rootfs=image_options.create_provider(args), network=network,
                       depot=depot, init_binary=args.init_binary, no_new_privileges=args.no_new_privileges)
     backend = LinuxBackend(runtime, default_grace_ns=args.default_grace_time, max_containers=args.max_containers)
     await backend.restore()
@@ -84,6 +84,9 @@ async def _serve(args: argparse.Namespace, helper: Helper) -> None:
     for r in runners:
         await r.cleanup()
     await backend.shutdown()
+    await runtime.rootfs.close()
+    if network is not None:
+        await network.close()
 
 
 def main(argv: list[str]) -> int:

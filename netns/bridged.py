@@ -167,8 +167,13 @@ class BridgeNetworker(Networker):
             await asyncio.gather(*list(self._reaping), return_exceptions=True)
 
     async def close(self) -> None:
-        """Finish background work and release threads, sockets and the helper process."""
+        """Finish background work and release threads, sockets and the helper process.
+
+        With no container left, the project's table goes too; otherwise it stays for the next daemon.
+        """
         await self.settle()
+        if not self._attached:
+            self._worker.submit(self._nft.run, [f"delete table ip {self.table}"]).result()
         self._worker.submit(self._links.close).result()
         self._reaper.submit(self._reap_links.close).result()
         self._worker.shutdown()

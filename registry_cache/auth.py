@@ -88,10 +88,10 @@ class Authenticator:
     def verify(self, token: str) -> Identity | None:
         body, _, sig = token.partition(".")
         try:
-            expected = hmac.new(self.key, body.encode(), hashlib.sha256).digest()
-            good = hmac.compare_digest(_unb64(sig), expected)
+            expected = _b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest())
+            good = hmac.compare_digest(sig, expected)  # as text: base64's unused low bits must match too
             claims = json.loads(_unb64(body)) if good else None
-        except (ValueError, binascii.Error):
+        except (ValueError, TypeError, binascii.Error):  # TypeError: a non-ASCII signature
             return None
         if not claims or claims.get("exp", 0) < time.time():
             return None

@@ -70,7 +70,9 @@ class LinuxBackend(Backend):
             mem_kb = int(f.readline().split()[1])
         st = os.statvfs(self.runtime.depot.root)
         disk = st.f_blocks * st.f_frsize
-        limits = [n for n in (self.max_containers, self.runtime.network.capacity() if self.runtime.network else 0) if n]
+        limits = [self.max_containers] if self.max_containers else []
+        if self.runtime.network is not None:
+            limits.append(self.runtime.network.capacity())  # free subnets; 0 when the pool is full
         return Capacity(memory_in_bytes=mem_kb * 1024, disk_in_bytes=disk,
                         schedulable_disk_in_bytes=self.runtime.rootfs.capacity_bytes() or disk,
                         max_containers=min(limits) if limits else 0)

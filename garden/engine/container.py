@@ -243,7 +243,8 @@ class LinuxContainer(Container):
         finally:
             status.close()
         if not message or "error" in message:
-            raise GardenError((message or {}).get("error", "stream in: extractor exited without a report"))
+            cause = (message or {}).get("error", "the extractor exited without a report")
+            raise GardenError(f"error streaming in: {cause}")  # Guardian's wording, which clients match
 
     async def stream_out(self, user: str, source: str) -> AsyncIterator[bytes]:
         read_end, write_end = os.pipe()

@@ -155,12 +155,6 @@ def test_destroy_unknown_is_container_not_found(client, container):
     assert e.value.handle == "potato-sandwhich-policy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GATS (current revision, the one with the `can use /dev/stdin` specs) expects /proc/mounts to contain "
-    "'tmpfs /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime'; the working tree now mounts /dev/shm with MS_NODEV "
-    "only ('tmpfs /dev/shm tmpfs rw,nodev,relatime,...', garden/linux/mounts.py:113, following an older GATS "
-    "revision). Needed: source 'tmpfs', flags nosuid|nodev|noexec, and no size= cap (a 64 MiB cap would make "
-    "`Limits memory limits` dd to /dev/shm hit ENOSPC instead of the memory limit)"))
 def test_dev_shm_is_tmpfs(client, container):
     """Lifecycle provides /dev/shm as tmpfs in the container."""
     spec = models.ProcessSpec(user="alice", path="dd",
@@ -576,11 +570,6 @@ def test_stream_in_to_root_dir(client, container):
     assert run_process(client, container, spec)[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GATS `streaming files in when a non-existent user specified returns error` expects the error message to "
-    "contain 'error streaming in'; we answer 'UnknownUserError: unable to find user batman: no matching entries "
-    "in passwd file' (garden/linux/tarstream.py stream_in prefixes the exception class name; guardian wraps "
-    "every stream-in failure as 'error streaming in: ...', e.g. in garden/engine/container.py stream_in)"))
 def test_stream_in_unknown_user(client, container):
     """Lifecycle running a process and streaming files in when a non-existent user specified returns error."""
     with pytest.raises(errors.GardenError, match="error streaming in"):
