@@ -44,14 +44,16 @@ def unshare_mapped(ready_w: int, go_r: int) -> None:
     os.setresuid(0, 0, 0)
 
 
-def map_when_ready(pid: int, ready_r: int, go_w: int) -> None:
+def map_when_ready(pid: int, ready_r: int, go_w: int) -> bool:
     """The parent's half of unshare_mapped: wait for `pid` to unshare, write Garden's maps, let it go on."""
     try:
         if os.read(ready_r, 1) == b"u":
             write_maps(pid)
             os.write(go_w, b"g")
+            return True
+        return False
     except OSError:
-        pass  # the child sees no "g" and reports the failure
+        return False  # the child sees no "g" and reports the failure
     finally:
         os.close(ready_r)
         os.close(go_w)
@@ -76,7 +78,8 @@ def prepare() -> None:
     os.close(ready_w)
     os.close(go_r)
     try:
-        map_when_ready(pid, ready_r, go_w)
+        if not map_when_ready(pid, ready_r, go_w):
+            raise OSError("could not create the id-mapping user namespace")
         _mapping_userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.kill(pid, signal.SIGKILL)

@@ -15,8 +15,10 @@ import stat
 
 from garden.linux import syscalls as sc
 
-OLD_ROOT = "/.trellis-oldroot"  # kept until proc and sysfs are mounted: a user namespace may only mount
-INIT_PATH = "/tmp/garden-init"  # them where a fully visible instance exists
+# The old root stays until proc and sysfs are mounted: a user namespace may only mount them where a
+# fully visible instance exists.
+OLD_ROOT = "/.trellis-oldroot"
+INIT_PATH = "/tmp/garden-init"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {
     "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
