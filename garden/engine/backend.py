@@ -13,15 +13,14 @@ from dataclasses import asdict
 
 from garden.backend import Backend
 from garden.engine.container import LinuxContainer
-from garden.engine.runtime import Runtime
+from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
 from garden.errors import ContainerNotFoundError, GardenError
 from garden.linux import channel
-from garden.models import BIND_MOUNT_RW, ORIGIN_CONTAINER, Capacity, ContainerSpec
+from garden.models import Capacity, ContainerSpec
 from images.provider import ImageError, RootfsRequest
 from netns.networker import NetworkConfig, NetworkError
 
 log = logging.getLogger("trellis.garden")
-KILL_WAIT_SECONDS = 10.0
 MAX_HANDLE_LENGTH = 200
 HOSTNAME_LENGTH = 49
 
@@ -145,8 +144,7 @@ class LinuxBackend(Backend):
             "rootfs": rootfs.path, "hostname": hostname, "cgroup_procs": rt.cgroups.procs_files(handle),
             "userns": not spec.privileged, "privileged": spec.privileged, "init": rt.init_binary,
             "etc_dir": etc_dir,
-            "bind_mounts": [{"src": m.src_path, "dst": m.dst_path, "ro": m.mode != BIND_MOUNT_RW,
-                             "from_container": m.origin == ORIGIN_CONTAINER} for m in spec.bind_mounts],
+            "bind_mounts": mount_config(spec.bind_mounts),
         }
         status = await rt.launch("container", config)
         try:
@@ -206,16 +204,7 @@ class LinuxBackend(Backend):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + KILL_WAIT_SECONDS
-        while pids := self.runtime.cgroups.pids(handle):
-            if time.monotonic() > deadline:
-                raise GardenError(f"processes {pids} of container {handle} did not die")
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            await asyncio.sleep(0.002)
+        await self.runtime.kill_cgroup(handle)
 
     async def _teardown(self, handle: str, state: dict | None) -> None:
         rt = self.runtime
@@ -225,6 +214,8 @@ class LinuxBackend(Backend):
             await self._kill_container(handle)
         if rt.network is not None:
             await rt.network.teardown(handle)
+        for pea in {n for n in rt.cgroups.names() + rt.rootfs.handles() if n.startswith(handle + PEA_SEPARATOR)}:
+            await remove_pea(rt, pea)  # their processes died with the container's pid namespace
         rt.cgroups.destroy(handle)
         await rt.rootfs.destroy(handle)
         rt.depot.remove(handle)

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from garden.backend import Container
 from garden.engine.grace import GraceTimer
 from garden.engine.process import LinuxProcess, close_fds, make_pipes
-from garden.engine.runtime import Runtime
+from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
 from garden.errors import GardenError, ProcessNotFoundError
 from garden.linux import channel
 from garden.models import (
@@ -31,9 +31,10 @@ from garden.models import (
     PortMapping,
     ProcessSpec,
 )
+from images.provider import ImageError, RootfsRequest
 from netns.networker import NetworkConfig
 
-STOP_GRACE_SECONDS = 10.0
+STOP_TERM_ROUNDS = 10
 CHUNK = 1 << 20
 
 
@@ -159,39 +160,73 @@ class LinuxContainer(Container):
             del self.processes[process.id]
 
     async def run(self, spec: ProcessSpec) -> LinuxProcess:
-        if spec.image.uri:
-            raise GardenError("processes with their own image (peas) are not supported by this daemon yet")
-        if spec.bind_mounts:
+        if spec.bind_mounts and not spec.image.uri:
             raise GardenError("bind mounts are only supported for processes with an image")
         if not spec.path:
             raise GardenError("process path is required")
         process_id = spec.id or str(uuid.uuid4())
         if process_id in self.processes or process_id in self._starting:
             raise GardenError(f"process ID '{process_id}' already in use")
-        tty = None
-        if spec.tty is not None:
-            size = spec.tty.window_size
-            tty = {"columns": size.columns if size else 0, "rows": size.rows if size else 0}
         request = {
             "init_pid": self.init_pid, "userns": self.state["userns"],
             "cgroup_procs": self.runtime.cgroups.procs_files(self.handle),
             "home_cgroup_procs": self.runtime.cgroups.home_procs_files(),
             "user": spec.user, "env": self.state["env"] + spec.env, "path": spec.path, "args": spec.args,
-            "dir": spec.dir, "tty": tty, "rlimits": spec.rlimits,
+            "dir": spec.dir, "rlimits": spec.rlimits, "tty": None,
         }
-        child_fds, (stdin_w, stdout_r, stderr_r) = make_pipes(tty is not None)
+        if spec.tty is not None:
+            size = spec.tty.window_size
+            request["tty"] = {"columns": size.columns if size else 0, "rows": size.rows if size else 0}
         self._starting.add(process_id)
         try:
-            try:
-                status = await self.runtime.launch("process", request, child_fds)
-            except BaseException:
-                close_fds(stdin_w, stdout_r, stderr_r)
-                raise
-            process = LinuxProcess(process_id, status, self._forget)
-            await process.start(stdin_w, stdout_r, stderr_r)
+            if spec.image.uri:
+                process = await self._run_pea(process_id, spec, request)
+            else:
+                process = await self._start("process", process_id, request)
         finally:
             self._starting.discard(process_id)
         self.processes[process_id] = process
+        return process
+
+    async def _start(self, op: str, process_id: str, request: dict) -> LinuxProcess:
+        child_fds, (stdin_w, stdout_r, stderr_r) = make_pipes(request["tty"] is not None)
+        try:
+            status = await self.runtime.launch(op, request, child_fds)
+        except BaseException:
+            close_fds(stdin_w, stdout_r, stderr_r)
+            raise
+        process = LinuxProcess(process_id, status, self._forget)
+        await process.start(stdin_w, stdout_r, stderr_r)
+        return process
+
+    async def _run_pea(self, process_id: str, spec: ProcessSpec, request: dict) -> LinuxProcess:
+        """A process in its own rootfs (and cgroup when it overrides the limits), sharing the other namespaces."""
+        rt = self.runtime
+        name = f"{self.handle}{PEA_SEPARATOR}{uuid.uuid4().hex[:12]}"
+        try:
+            rootfs = await rt.rootfs.create(RootfsRequest(
+                handle=name, uri=spec.image.uri, username=spec.image.username, password=spec.image.password,
+                privileged=self.state["privileged"]))
+            if spec.override_limits is not None:
+                rt.cgroups.create(name, Limits(cpu=spec.override_limits.cpu, memory=spec.override_limits.memory))
+                request["cgroup_procs"] = rt.cgroups.procs_files(name)
+            request.update(
+                rootfs=rootfs.path, env=rootfs.config.env + spec.env, bind_mounts=mount_config(spec.bind_mounts),
+                privileged=self.state["privileged"], init=rt.init_binary,
+                etc_dir=os.path.join(rt.depot.path(self.handle), "etc"))
+            process = await self._start("pea", process_id, request)
+        except BaseException as e:
+            await remove_pea(rt, name)
+            if isinstance(e, (ImageError, OSError)):
+                raise GardenError(f"pea {process_id}: {e}") from e
+            raise
+
+        async def clean_up_after_exit() -> None:
+            with contextlib.suppress(GardenError):
+                await process.wait()
+            await remove_pea(rt, name)
+
+        asyncio.get_running_loop().create_task(clean_up_after_exit())
         return process
 
     def attach(self, process_id: str) -> LinuxProcess:
@@ -206,12 +241,16 @@ class LinuxContainer(Container):
         return [p for p in self.runtime.cgroups.pids(self.handle) if p != self.init_pid]
 
     async def stop(self, kill: bool) -> None:
-        if not kill:
-            for pid in self._member_pids():
-                _signal(pid, signal.SIGTERM)
-            deadline = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
-            while self._member_pids() and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.05)
+        if not kill:  # as Guardian: SIGTERM every second (also reaching processes forked since), 10 times
+            loop = asyncio.get_running_loop()
+            for _ in range(STOP_TERM_ROUNDS):
+                for pid in self._member_pids():
+                    _signal(pid, signal.SIGTERM)
+                next_round = loop.time() + 1.0
+                while self._member_pids() and loop.time() < next_round:
+                    await asyncio.sleep(0.02)
+                if not self._member_pids():
+                    break
         while pids := self._member_pids():
             for pid in pids:
                 _signal(pid, signal.SIGKILL)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
+import time
 from dataclasses import dataclass
 
 from garden.engine.depot import Depot
+from garden.errors import GardenError
 from garden.linux import channel
 from garden.linux.cgroups import Cgroups
 from garden.linux.helper import Helper
+from garden.models import BIND_MOUNT_RW, ORIGIN_CONTAINER, BindMount
 from images.provider import RootfsProvider
 from netns.networker import Networker
+
+KILL_WAIT_SECONDS = 10.0
+PEA_SEPARATOR = "--pea-"  # a pea's rootfs and cgroup are named <container handle>--pea-<id>
+
+
+def mount_config(bind_mounts: list[BindMount]) -> list[dict]:
+    """Bind mounts as the helper's mount code takes them."""
+    return [{"src": m.src_path, "dst": m.dst_path, "ro": m.mode != BIND_MOUNT_RW,
+             "from_container": m.origin == ORIGIN_CONTAINER} for m in bind_mounts]
 
 
 @dataclass
@@ -42,3 +56,22 @@ class Runtime:
                 os.close(fd)
         return ours
 
+    async def kill_cgroup(self, name: str) -> None:
+        """SIGKILL every process in cgroup `name` until it is empty (zombies leave it when they exit)."""
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while pids := self.cgroups.pids(name):
+            if time.monotonic() > deadline:
+                raise GardenError(f"processes {pids} in cgroup {name} did not die")
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            await asyncio.sleep(0.002)
+
+
+async def remove_pea(runtime: Runtime, name: str) -> None:
+    """Kill what is left in a pea's own cgroup, remove the cgroup and the pea's rootfs. Idempotent."""
+    await runtime.kill_cgroup(name)
+    runtime.cgroups.destroy(name)
+    await runtime.rootfs.destroy(name)

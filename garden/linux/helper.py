@@ -23,6 +23,7 @@ from garden.linux import syscalls as sc
 OPS: dict[str, Callable[[dict, list[int]], int]] = {
     "container": spawn.container,
     "process": spawn.process,
+    "pea": spawn.pea,
     "stream_in": tarstream.stream_in,
     "stream_out": tarstream.stream_out,
 }

@@ -7,6 +7,7 @@ status socket with JSON messages, and ends with os._exit. Nothing here may start
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import resource
 import signal
@@ -277,3 +278,92 @@ def _clamped(name: str, value: int) -> tuple[int, int]:
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     return kind, value
+
+
+def pea(cfg: dict, fds: list[int]) -> int:
+    """A process in its own rootfs and mount namespace that shares every other namespace of a container.
+
+    The shim joins the pea's cgroup and the container's user/ipc/uts/net/pid namespaces, makes a new
+    mount namespace, and forks the process, which builds its filesystem (as a container's pid 1 does,
+    with the container's /etc/hosts and /etc/resolv.conf) and execs. Reports like `process`.
+    """
+    status = socket.socket(fileno=fds[0])
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        home_cgroups = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cfg["home_cgroup_procs"]]
+        _write_all(cfg["cgroup_procs"], "0")
+        sources = mounts.open_sources(cfg)
+        rootfs = os.open(cfg["rootfs"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        join_userns(enter(cfg["init_pid"], cfg["userns"], NAMESPACES[:-1]))
+        os.fchdir(rootfs)  # mounts.pivot() pivots into the working directory, which unshare carries over
+        os.close(rootfs)
+        sc.unshare(sc.CLONE_NEWNS)
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(err_r)
+            _pea_exec(cfg, sources, fds, status, err_w)
+        for fd in [*sources.values(), err_w]:
+            os.close(fd)
+        error = _read_error(err_r)
+        if error:
+            os.waitpid(pid, 0)
+            channel.send(status, json.loads(error))
+            return 1
+        for fd in home_cgroups:
+            os.write(fd, b"0")
+            os.close(fd)
+        for fd in fds[1:4]:
+            os.close(fd)
+        channel.send(status, {"pid": pid})
+        _, wait_status = os.waitpid(pid, 0)
+        channel.send(status, {"exit": _exit_status(wait_status)})
+        return 0
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        channel.send(status, {"error": f"{type(e).__name__}: {e}", "kind": "other"})
+        return 1
+
+
+def _pea_exec(cfg: dict, sources: dict[str, int], fds: list[int], status: socket.socket, err_w: int) -> None:
+    """In the pea's namespaces: build its filesystem, become the user, exec. Errors go to err_w as JSON."""
+    try:
+        mounts.build(cfg, sources)
+        user = users.resolve(cfg["user"])
+        workdir = cfg["dir"] or "/"
+        if not os.path.isdir(workdir):
+            make_dir_for(workdir, user)
+        os.chdir(workdir)
+        os.setsid()
+        if cfg["tty"] is not None:
+            master, slave = _open_pty(user, cfg["tty"]["columns"], cfg["tty"]["rows"])
+            channel.send(status, {"tty": True}, [master])
+            stdio = [os.open(slave, os.O_RDWR)] * 3  # the session's controlling terminal
+        else:
+            stdio = fds[1:4]
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        os.closerange(3, err_w)
+        os.closerange(err_w + 1, MAX_FD)
+        for name, value in cfg["rlimits"].items():
+            kind, value = _clamped(name, value)
+            resource.setrlimit(kind, (value, value))
+        os.umask(0o022)
+        _confine(cfg, user.uid)
+        os.setgroups(user.groups)
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+        reset_signals()
+        env = dict(e.partition("=")[::2] for e in process_env(cfg["env"], user))
+        os.execvpe(cfg["path"], [cfg["path"]] + cfg["args"], env)  # searches env's PATH
+    except FileNotFoundError:
+        path = cfg["path"]
+        message = (f'exec: "{path}": executable file not found in $PATH' if "/" not in path
+                   else f'exec: "{path}": stat {path}: no such file or directory')
+        os.write(err_w, json.dumps({"error": message, "kind": "not_found"}).encode())
+    except users.UnknownUserError as e:
+        os.write(err_w, json.dumps({"error": str(e), "kind": "user"}).encode())
+    except BaseException as e:
+        os.write(err_w, json.dumps({"error": f"{cfg['path']}: {type(e).__name__}: {e}", "kind": "other"}).encode())
+    os._exit(127)

@@ -489,13 +489,6 @@ def test_stop_terminates_all_processes(client, container):
     assert process.wait(15) == 42
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "FLAKY (3 of 25 runs in a probe): (1) 'connection: process error: process launcher exited without an exit "
-    "status' at once: the launcher shim joins the container cgroups (_confine, garden/linux/spawn.py) and leaves "
-    "them only after reporting the pid, so a Stop (garden/engine/container.py stop -> _member_pids) that comes "
-    "right after the first output SIGTERMs the shim too and the exit status is lost; (2) exit 0 instead of 143; "
-    "(3) 137 after 10 s: TERM reached the inner `sh -c 'trap wait SIGTERM; sleep 100 & wait'` before it forked "
-    "sleep (a race in the spec itself, wider here because our exec is much faster than runc's)"))
 def test_stop_terminates_children_recursively(client, container):
     """Lifecycle running a process and then sending a stop request recursively terminates all child processes."""
     stderr = Buffer()
