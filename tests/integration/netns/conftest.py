@@ -39,7 +39,8 @@ def _networker(run, state_dir: str, tag: str, pool: str, **kwargs) -> Iterator[B
     for handle in net.handles():
         run(net.teardown(handle))
     run(net.close())
-    subprocess.run(["nft", "delete", "table", "ip", net.table], check=True)
+    listed = subprocess.run(["nft", "list", "table", "ip", net.table], capture_output=True)
+    assert listed.returncode != 0, f"close() with no containers left the table {net.table}"
 
 
 @pytest.fixture(scope="session")
