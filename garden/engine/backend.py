@@ -51,6 +51,22 @@ def _host_resolv_conf() -> str:
         return ""
 
 
+class PhaseTimer:
+    """Milliseconds per named phase, for the debug log."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self._phases: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self._phases.append((name, (now - self._last) * 1000))
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {ms:.1f} ms" for name, ms in self._phases)
+
+
 class LinuxBackend(Backend):
     def __init__(self, runtime: Runtime, default_grace_ns: int = 0, max_containers: int = 0):
         self.runtime = runtime
@@ -127,6 +143,7 @@ class LinuxBackend(Backend):
 
     async def _build(self, handle: str, spec: ContainerSpec, undo: list) -> LinuxContainer:
         rt = self.runtime
+        phases = PhaseTimer()
         depot_dir = rt.depot.create(handle)
         undo.append(lambda: rt.depot.remove(handle))
         hostname = handle[-HOSTNAME_LENGTH:]
@@ -136,8 +153,10 @@ class LinuxBackend(Backend):
                                 privileged=spec.privileged)
         undo.append(lambda: rt.rootfs.destroy(handle))
         rootfs = await rt.rootfs.create(request)
+        phases.mark("rootfs")
         self._write_etc(etc_dir, hostname, "", rt.network.resolv_conf() if rt.network else _host_resolv_conf())
         rt.cgroups.create(handle, spec.limits, spec.privileged)
+        phases.mark("cgroups")
         undo.append(lambda: rt.cgroups.destroy(handle))
         undo.append(lambda: self._kill_container(handle))  # also reaps a launcher that failed half-way
         config = {
@@ -154,6 +173,7 @@ class LinuxBackend(Backend):
         if not message or "error" in message:
             raise GardenError(f"create container {handle}: {(message or {}).get('error', 'launcher died')}")
         pid = message["pid"]
+        phases.mark("init")
         network = None
         if rt.network is not None:
             undo.append(lambda: rt.network.teardown(handle))
@@ -164,6 +184,7 @@ class LinuxBackend(Backend):
             if spec.net_out:
                 await rt.network.net_out(handle, spec.net_out)
             network = rt.network.config(handle)
+            phases.mark("network")
         grace_ns = spec.grace_time_ns or self.default_grace_ns
         state = {
             "handle": handle, "init_pid": pid, "init_start": _start_time(pid), "created_at": time.time(),
@@ -181,6 +202,8 @@ class LinuxBackend(Backend):
             container.set_mapped_ports(network)
         props["garden.state"] = "created"
         container.save()
+        phases.mark("state")
+        log.debug("created %s: %s", handle, phases)
         return container
 
     @staticmethod
