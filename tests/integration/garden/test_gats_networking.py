@@ -7,72 +7,17 @@ Not mirrored (they need the internet): resolving www.example.com (2 specs) and t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from garden import models
 from garden.daemon_process import GardenServer
-
-# ----------------------------------------------------------------------------------- GATS-like helpers
-
-
-class Buffer:
-    """A gbytes.Buffer: a thread-safe sink with `say(regex, timeout)` (Eventually(...).Should(Say(...)))."""
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._cond = threading.Condition()
-
-    def __call__(self, chunk: bytes) -> None:
-        with self._cond:
-            self._data += chunk
-            self._cond.notify_all()
-
-    def text(self) -> str:
-        with self._cond:
-            return self._data.decode(errors="replace")
-
-    def say(self, pattern: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not re.search(pattern, self._data.decode(errors="replace")):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-
-def sh(script: str, **kw) -> models.ProcessSpec:
-    return models.ProcessSpec(path="sh", args=["-c", script], **kw)
-
-
-def run_process(client, handle: str, spec: models.ProcessSpec) -> tuple[int, str, str]:
-    out, err = Buffer(), Buffer()
-    code = client.run(handle, spec, stdout=out, stderr=err).wait(60)
-    return code, out.text(), err.text()
-
-
-def run_for_stdout(client, handle: str, spec: models.ProcessSpec) -> str:
-    return run_process(client, handle, spec)[1]
-
-
-def create_user(client, handle: str, name: str) -> None:
-    """GATS' createUser (`id -u NAME || adduser -D NAME`); Debian's busybox has no adduser applet, so the
-    fallback writes /etc/passwd, /etc/group and the home directory the way `adduser -D` would."""
-    script = (f"id -u {name} && exit 0; command -v adduser >/dev/null && exec adduser -D {name}; "
-              "uid=1000; while grep -q \"^[^:]*:[^:]*:$uid:\" /etc/passwd /etc/group; do uid=$((uid+1)); done; "
-              f"echo \"{name}:x:$uid:$uid:Linux User,,,:/home/{name}:/bin/sh\" >> /etc/passwd && "
-              f"echo \"{name}:x:$uid:\" >> /etc/group && mkdir -p /home/{name} && chown $uid:$uid /home/{name}")
-    code, out, err = run_process(client, handle, sh(script, user="root"))
-    assert code == 0, (out, err)
+from tests.integration.garden.gats_support import Buffer, run_process, sh
 
 
 @pytest.fixture(scope="module")
@@ -94,30 +39,10 @@ def net_server(tmp_path_factory, busybox_rootfs) -> Iterator[GardenServer]:
 
 @pytest.fixture
 def client(net_server):
+    """Overrides conftest's client: `make` and `container` then create containers with networking."""
     return net_server.client()
 
 
-@pytest.fixture
-def make(client) -> Iterator[Callable[..., str]]:
-    made: list[str] = []
-
-    def create(user: bool = True, **spec) -> str:
-        handle = client.create(models.ContainerSpec(**spec))
-        made.append(handle)
-        if user:
-            create_user(client, handle, "alice")
-        return handle
-
-    yield create
-    live = set(client.list({"garden.state": "all"}))
-    for handle in made:
-        if handle in live:
-            client.destroy(handle)
-
-
-@pytest.fixture
-def container(make) -> str:
-    return make()
 
 
 def _read_from(port: int) -> bytes:
