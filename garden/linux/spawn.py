@@ -221,6 +221,26 @@ def _spawn_as(user: users.User, cfg: dict, env: list[str], actions: list[tuple])
         os.setresgid(0, 0, 0)
 
 
+def _not_found(path: str) -> str:
+    """The message Garden clients recognise as ExecutableNotFoundError (runc's wording)."""
+    if "/" not in path:
+        return f'exec: "{path}": executable file not found in $PATH'
+    return f'exec: "{path}": stat {path}: no such file or directory'
+
+
+def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int], stdio: list[int]) -> int:
+    """Leave the container's cgroup, report the pid, then the exit status. Returns the shim's exit code."""
+    for fd in home_cgroups:  # out before the pid is known: a Stop signals the container's cgroup members
+        os.write(fd, b"0")
+        os.close(fd)
+    for fd in stdio:
+        os.close(fd)
+    channel.send(status, {"pid": pid})
+    _, wait_status = os.waitpid(pid, 0)
+    channel.send(status, {"exit": _exit_status(wait_status)})
+    return 0
+
+
 def process(cfg: dict, fds: list[int]) -> int:
     """The shim: enter the container, spawn the process into its pid namespace, report pid and exit status."""
     status = socket.socket(fileno=fds[0])
@@ -250,20 +270,9 @@ def process(cfg: dict, fds: list[int]) -> int:
         try:
             pid = _spawn_as(user, cfg, process_env(cfg["env"], user), _stdio_actions(cfg, fds, slave))
         except FileNotFoundError:
-            path = cfg["path"]
-            message = (f'exec: "{path}": executable file not found in $PATH' if "/" not in path
-                       else f'exec: "{path}": stat {path}: no such file or directory')
-            channel.send(status, {"error": message, "kind": "not_found"})
+            channel.send(status, {"error": _not_found(cfg["path"]), "kind": "not_found"})
             return 1
-        for fd in home_cgroups:  # out before the pid is known: a Stop signals the container's cgroup members
-            os.write(fd, b"0")
-            os.close(fd)
-        for fd in fds[1:4]:
-            os.close(fd)
-        channel.send(status, {"pid": pid})
-        _, wait_status = os.waitpid(pid, 0)
-        channel.send(status, {"exit": _exit_status(wait_status)})
-        return 0
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4])
     except BrokenPipeError:
         return 0  # the daemon went away; the process ran to its end anyway
     except Exception as e:
@@ -310,15 +319,7 @@ def pea(cfg: dict, fds: list[int]) -> int:
             os.waitpid(pid, 0)
             channel.send(status, json.loads(error))
             return 1
-        for fd in home_cgroups:
-            os.write(fd, b"0")
-            os.close(fd)
-        for fd in fds[1:4]:
-            os.close(fd)
-        channel.send(status, {"pid": pid})
-        _, wait_status = os.waitpid(pid, 0)
-        channel.send(status, {"exit": _exit_status(wait_status)})
-        return 0
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4])
     except BrokenPipeError:
         return 0
     except Exception as e:
@@ -358,10 +359,7 @@ def _pea_exec(cfg: dict, sources: dict[str, int], fds: list[int], status: socket
         env = dict(e.partition("=")[::2] for e in process_env(cfg["env"], user))
         os.execvpe(cfg["path"], [cfg["path"]] + cfg["args"], env)  # searches env's PATH
     except FileNotFoundError:
-        path = cfg["path"]
-        message = (f'exec: "{path}": executable file not found in $PATH' if "/" not in path
-                   else f'exec: "{path}": stat {path}: no such file or directory')
-        os.write(err_w, json.dumps({"error": message, "kind": "not_found"}).encode())
+        os.write(err_w, json.dumps({"error": _not_found(cfg["path"]), "kind": "not_found"}).encode())
     except users.UnknownUserError as e:
         os.write(err_w, json.dumps({"error": str(e), "kind": "user"}).encode())
     except BaseException as e:
