@@ -103,8 +103,11 @@ def idle_memory(server: GardenServer, count: int) -> tuple[float, float]:
     client = server.client()
 
     def used_mb() -> float:
-        info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
-        return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) / 1024
+        """Memory in use that the kernel cannot just drop (page cache and reclaimable slab left out)."""
+        with open("/proc/meminfo") as f:
+            kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)}
+        free = kb["MemFree"] + kb["Buffers"] + kb["Cached"] - kb["Shmem"] + kb["SReclaimable"]
+        return (kb["MemTotal"] - free) / 1024
 
     before = used_mb()
     handles = [client.create(models.ContainerSpec()) for _ in range(count)]
