@@ -143,3 +143,7 @@ class Backend(ABC):
     @abstractmethod
     def lookup(self, handle: str) -> Container:
         """Raises ContainerNotFoundError."""
+
+    async def metrics(self, handle: str) -> Metrics:
+        """Metrics by handle for BulkMetrics (a backend may also know other handles there, e.g. peas)."""
+        return await self.lookup(handle).metrics()

@@ -74,18 +74,19 @@ class Handlers:
         return empty()
 
     async def BulkInfo(self, request: web.Request, query: Query) -> web.Response:
-        return await self._bulk(query, codec.INFO_ENTRIES, models.ContainerInfo, lambda c: c.info())
+        info = lambda handle: self.backend.lookup(handle).info()  # noqa: E731
+        return await self._bulk(query, codec.INFO_ENTRIES, models.ContainerInfo, info)
 
     async def BulkMetrics(self, request: web.Request, query: Query) -> web.Response:
-        return await self._bulk(query, codec.METRICS_ENTRIES, models.Metrics, lambda c: c.metrics())
+        return await self._bulk(query, codec.METRICS_ENTRIES, models.Metrics, self.backend.metrics)
 
     async def _bulk(self, query: Query, kind: codec.Map, zero: type,
-                    get: Callable[[gb.Container], Awaitable[object]]) -> web.Response:
+                    get: Callable[[str], Awaitable[object]]) -> web.Response:
         handles = {h for h in query.get("handles", "").split(",") if h}
 
         async def one(handle: str) -> codec.BulkEntry:
             try:
-                return codec.BulkEntry(await get(self.backend.lookup(handle)))
+                return codec.BulkEntry(await get(handle))
             except Exception as err:  # per-handle failures never fail the request
                 return codec.BulkEntry(zero(), codec.generic_envelope(err))
 

@@ -16,7 +16,7 @@ from garden.engine.container import LinuxContainer
 from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
 from garden.errors import ContainerNotFoundError, GardenError
 from garden.linux import channel
-from garden.models import Capacity, ContainerSpec
+from garden.models import Capacity, ContainerSpec, Metrics
 from images.provider import ImageError, RootfsRequest
 from netns.networker import NetworkConfig, NetworkError
 
@@ -106,6 +106,15 @@ class LinuxBackend(Backend):
             return self.containers[handle]
         except KeyError:
             raise ContainerNotFoundError(handle) from None
+
+    async def metrics(self, handle: str) -> Metrics:
+        """A container's metrics, or a pea's (Guardian answers BulkMetrics for a pea's process id too)."""
+        if handle in self.containers:
+            return await self.containers[handle].metrics()
+        for container in self.containers.values():
+            if handle in container.peas:
+                return await container.pea_metrics(handle)
+        raise ContainerNotFoundError(handle)
 
     # --- create ------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ class LinuxContainer(Container):
         self.state = state
         self.processes: dict[str, LinuxProcess] = {}
         self._starting: set[str] = set()
+        self.peas: dict[str, str] = {}  # process id → the pea's rootfs (and own cgroup) name
         self.destroying = False
         self.grace = GraceTimer(state["grace_time_ns"], lambda: on_grace_expired(self.handle))
 
@@ -92,8 +93,16 @@ class LinuxContainer(Container):
         )
 
     async def metrics(self) -> Metrics:
-        stats = self.runtime.cgroups.stats(self.handle)
-        disk = await self.runtime.rootfs.disk_stat(self.handle)
+        return await self._metrics(self.handle, self.handle)
+
+    async def pea_metrics(self, process_id: str) -> Metrics:
+        """A pea's: its own cgroup when it overrides the limits, else the container's; its rootfs's disk."""
+        name = self.peas[process_id]
+        return await self._metrics(name if name in self.runtime.cgroups.names() else self.handle, name)
+
+    async def _metrics(self, cgroup: str, rootfs: str) -> Metrics:
+        stats = self.runtime.cgroups.stats(cgroup)
+        disk = await self.runtime.rootfs.disk_stat(rootfs)
         network = await self.runtime.network.stat(self.handle) if self.runtime.network else None
         age_ns = int((time.time() - self.state["created_at"]) * 1e9)
         shares = self.runtime.cgroups.cpu_shares(self.handle)
@@ -221,9 +230,12 @@ class LinuxContainer(Container):
                 raise GardenError(f"pea {process_id}: {e}") from e
             raise
 
+        self.peas[process_id] = name
+
         async def clean_up_after_exit() -> None:
             with contextlib.suppress(GardenError):
                 await process.wait()
+            self.peas.pop(process_id, None)
             await remove_pea(rt, name)
 
         asyncio.get_running_loop().create_task(clean_up_after_exit())

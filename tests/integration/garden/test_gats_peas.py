@@ -310,12 +310,6 @@ def test_destroying_sandbox_kills_peas(client, container, pea_image):
     assert process.wait(30) == 137
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GATS calls BulkMetrics with the pea's process ID as the handle (Guardian runs each pea as a runc container "
-    "named by its process ID) and wants MemoryStat.TotalUsageTowardLimit > 0 from that pea's cgroup (the "
-    "container's, when the pea has no OverrideContainerLimits). Trellis' BulkMetrics (garden/api/handlers.py "
-    "_bulk -> backend.lookup) only knows container handles and answers 'unknown handle: <process id>'; the engine "
-    "keeps no process-ID -> pea cgroup index (engine/container.py _run_pea names the pea '<handle>--pea-<hex>')."))
 def test_bulk_metrics_of_a_pea(client, make, pea_image):
     """Partially shared containers (peas) Metrics when there is no memory limit on the pea should return bulk
     metrics."""
