@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+from pathlib import Path
 
 from garden import models
+from tests.support.oci_images import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    LayoutWriter,
+    TarEntry,
+    digest_of,
+    gzip_layer,
+)
 
 
 class Buffer:
@@ -36,6 +47,17 @@ class Buffer:
             return True
 
 
+def say_in_order(text: str, *patterns: str) -> bool:
+    """Successive gbytes.Say calls on one buffer: each match starts after the previous one ended."""
+    pos = 0
+    for pattern in patterns:
+        m = re.compile(pattern).search(text, pos)
+        if not m:
+            return False
+        pos = m.end()
+    return True
+
+
 def sh(script: str, **kw) -> models.ProcessSpec:
     return models.ProcessSpec(path="sh", args=["-c", script], **kw)
 
@@ -47,7 +69,10 @@ def run_process(client, handle: str, spec: models.ProcessSpec) -> tuple[int, str
 
 
 def run_for_stdout(client, handle: str, spec: models.ProcessSpec) -> str:
-    return run_process(client, handle, spec)[1]
+    """GATS' runForStdout: the process must exit 0."""
+    code, out, err = run_process(client, handle, spec)
+    assert code == 0, (code, out, err)
+    return out
 
 
 def create_user(client, handle: str, name: str) -> None:
@@ -59,3 +84,17 @@ def create_user(client, handle: str, name: str) -> None:
               f"echo \"{name}:x:$uid:\" >> /etc/group && mkdir -p /home/{name} && chown $uid:$uid /home/{name}")
     code, out, err = run_process(client, handle, sh(script, user="root"))
     assert code == 0, (out, err)
+
+
+def build_image(layout: Path, layers: list[list[TarEntry]], env: list[str]) -> str:
+    """An OCI layout with `layers` (bottom first) and config Env `env`; returns its `oci:///…#v1` URI."""
+    writer = LayoutWriter(layout)
+    tars = [gzip_layer(entries) for entries in layers]
+    layer_descs = [writer.blob(stored, OCI_LAYER_GZIP) for _, stored in tars]
+    config = {"architecture": "amd64", "os": "linux", "config": {"Env": env},
+              "rootfs": {"type": "layers", "diff_ids": [digest_of(tar) for tar, _ in tars]}}
+    config_desc = writer.blob(json.dumps(config, sort_keys=True).encode(), OCI_CONFIG)
+    manifest = writer.document({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+                                "layers": layer_descs}, OCI_MANIFEST)
+    writer.finish(manifest, "v1")
+    return f"oci://{layout}#v1"

@@ -9,97 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
-import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from garden import errors, models
 from garden.daemon_process import GardenServer
+from tests.integration.garden.gats_support import build_image, run_for_stdout, run_process
 from tests.support.fixtures import oci_busybox_layout, upstream_registry_auth  # noqa: F401 - fixtures
 from tests.support.oci_images import (
-    OCI_CONFIG,
-    OCI_LAYER_GZIP,
-    OCI_MANIFEST,
-    LayoutWriter,
     TarEntry,
     busybox_entries,
-    digest_of,
-    gzip_layer,
 )
-
-# ----------------------------------------------------------------------------------- GATS-like helpers
-
-
-class Buffer:
-    """A gbytes.Buffer: a thread-safe sink with `say(regex, timeout)` (Eventually(...).Should(Say(...)))."""
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._cond = threading.Condition()
-
-    def __call__(self, chunk: bytes) -> None:
-        with self._cond:
-            self._data += chunk
-            self._cond.notify_all()
-
-    def text(self) -> str:
-        with self._cond:
-            return self._data.decode(errors="replace")
-
-    def say(self, pattern: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not re.search(pattern, self._data.decode(errors="replace")):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-
-def run_process(client, handle: str, spec: models.ProcessSpec) -> tuple[int, str, str]:
-    out, err = Buffer(), Buffer()
-    code = client.run(handle, spec, stdout=out, stderr=err).wait(60)
-    return code, out.text(), err.text()
-
-
-def run_for_stdout(client, handle: str, spec: models.ProcessSpec) -> str:
-    """GATS' runForStdout: the process must exit 0."""
-    code, out, err = run_process(client, handle, spec)
-    assert code == 0, (code, out, err)
-    return out
-
-
-@pytest.fixture
-def client(garden_server):
-    return garden_server.client()
-
-
-@pytest.fixture
-def make(client) -> Iterator[Callable[..., str]]:
-    made: list[str] = []
-
-    def create(**spec) -> str:
-        handle = client.create(models.ContainerSpec(**spec))
-        made.append(handle)
-        return handle
-
-    yield create
-    live = set(client.list({"garden.state": "all"}))
-    for handle in made:
-        if handle in live:
-            client.destroy(handle)
 
 
 @pytest.fixture
 def container(make) -> str:
-    return make()
+    """GATS' suite-level JustBeforeEach: no users added (conftest's container adds alice, as Lifecycle does)."""
+    return make(user=False)
 
 
 # ----------------------------------------------------------------------------------- maskedpaths_test.go
@@ -183,20 +112,6 @@ GARDEN_ROOTFS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/bin:/fr
 GARDEN_ROOTFS_TEST = "second-test-from-dockerfile:test-from-dockerfile"
 
 
-def build_image(layout: Path, layers: list[list[TarEntry]], env: list[str]) -> str:
-    """An OCI layout with `layers` (bottom first) and config Env `env`; returns its `oci:///…#v1` URI."""
-    writer = LayoutWriter(layout)
-    tars = [gzip_layer(entries) for entries in layers]
-    layer_descs = [writer.blob(stored, OCI_LAYER_GZIP) for _, stored in tars]
-    config = {"architecture": "amd64", "os": "linux", "config": {"Env": env},
-              "rootfs": {"type": "layers", "diff_ids": [digest_of(tar) for tar, _ in tars]}}
-    config_desc = writer.blob(json.dumps(config, sort_keys=True).encode(), OCI_CONFIG)
-    manifest = writer.document({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
-                                "layers": layer_descs}, OCI_MANIFEST)
-    writer.finish(manifest, "v1")
-    return f"oci://{layout}#v1"
-
-
 @pytest.fixture(scope="module")
 def garden_rootfs_image(tmp_path_factory) -> str:
     """docker:///cloudfoundry/garden-rootfs as far as rootfs_test.go looks at it: its Env, and a /test directory
@@ -215,7 +130,7 @@ def test_private_azure_image():
 def test_path_from_docker_image(client, make, garden_rootfs_image):
     """Rootfses when the rootfs path is a docker image URL and the image specifies $PATH $PATH is taken from the
     docker image."""
-    handle = make(image=models.ImageRef(uri=garden_rootfs_image))
+    handle = make(user=False, image=models.ImageRef(uri=garden_rootfs_image))
     out = run_for_stdout(client, handle, models.ProcessSpec(user="root", path="/bin/sh", args=["-c", "echo $PATH"]))
     assert GARDEN_ROOTFS_PATH in out, out
 
@@ -223,14 +138,14 @@ def test_path_from_docker_image(client, make, garden_rootfs_image):
 def test_env_from_docker_image(client, make, garden_rootfs_image):
     """Rootfses when the rootfs path is a docker image URL and the image specifies $PATH $TEST is taken from the
     docker image."""
-    handle = make(image=models.ImageRef(uri=garden_rootfs_image))
+    handle = make(user=False, image=models.ImageRef(uri=garden_rootfs_image))
     out = run_for_stdout(client, handle, models.ProcessSpec(user="root", path="/bin/sh", args=["-c", "echo $TEST"]))
     assert GARDEN_ROOTFS_TEST in out, out
 
 
 def test_opaque_whiteouts(client, make, garden_rootfs_image):
     """Rootfses and the Docker image contains opaque whiteouts handles them correctly."""
-    handle = make(image=models.ImageRef(uri=garden_rootfs_image))
+    handle = make(user=False, image=models.ImageRef(uri=garden_rootfs_image))
     assert run_process(client, handle, models.ProcessSpec(path="ls", args=["/test/foo"]))[0] == 0
     # and what the opaque directory hid from the lower layer is gone
     assert run_process(client, handle, models.ProcessSpec(path="ls", args=["/test/hidden"]))[0] != 0

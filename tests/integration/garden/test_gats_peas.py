@@ -9,58 +9,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from garden import errors, models
+from tests.integration.garden.gats_support import Buffer, run_for_stdout, run_process
 
 MB = 1024 * 1024
 GB = 1024 * MB
-
-# ----------------------------------------------------------------------------------- GATS-like helpers
-
-
-class Buffer:
-    """A gbytes.Buffer: a thread-safe sink with `say(regex, timeout)` (Eventually(...).Should(Say(...)))."""
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._cond = threading.Condition()
-
-    def __call__(self, chunk: bytes) -> None:
-        with self._cond:
-            self._data += chunk
-            self._cond.notify_all()
-
-    def text(self) -> str:
-        with self._cond:
-            return self._data.decode(errors="replace")
-
-    def say(self, pattern: str, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not re.search(pattern, self._data.decode(errors="replace")):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-
-def run_process(client, handle: str, spec: models.ProcessSpec) -> tuple[int, str, str]:
-    out, err = Buffer(), Buffer()
-    code = client.run(handle, spec, stdout=out, stderr=err).wait(60)
-    return code, out.text(), err.text()
-
-
-def run_for_stdout(client, handle: str, spec: models.ProcessSpec) -> str:
-    """GATS' runForStdout: the process must exit 0."""
-    code, out, err = run_process(client, handle, spec)
-    assert code == 0, (code, out, err)
-    return out
 
 
 NO_IMAGE = models.ImageRef()
@@ -86,29 +43,9 @@ def empty_passwd_image(tmp_path_factory, busybox_rootfs) -> models.ImageRef:
 
 
 @pytest.fixture
-def client(garden_server):
-    return garden_server.client()
-
-
-@pytest.fixture
-def make(client) -> Iterator[Callable[..., str]]:
-    made: list[str] = []
-
-    def create(**spec) -> str:
-        handle = client.create(models.ContainerSpec(**spec))
-        made.append(handle)
-        return handle
-
-    yield create
-    live = set(client.list({"garden.state": "all"}))
-    for handle in made:
-        if handle in live:
-            client.destroy(handle)
-
-
-@pytest.fixture
 def container(make) -> str:
-    return make()
+    """GATS' suite-level JustBeforeEach: no users added (conftest's container adds alice, as Lifecycle does)."""
+    return make(user=False)
 
 
 def get_ns(client, handle: str, ns: str, image: models.ImageRef) -> str:
@@ -132,7 +69,7 @@ def append_file(client, handle: str, path: str, content: str, image: models.Imag
 def test_shares_all_namespaces_but_mount(client, make, pea_image, privileged):
     """Partially shared containers (peas) sharing of namespaces [when the sandbox container is privileged] runs a
     process that shares all of the namespaces besides the mount one."""
-    handle = make(privileged=privileged)
+    handle = make(user=False, privileged=privileged)
     assert get_ns(client, handle, "mnt", NO_IMAGE) != get_ns(client, handle, "mnt", pea_image)
     for ns in ("net", "ipc", "pid", "user", "uts"):
         assert get_ns(client, handle, ns, NO_IMAGE) == get_ns(client, handle, ns, pea_image), ns
@@ -256,7 +193,7 @@ LIMITS = models.Limits(
 
 @pytest.fixture
 def limited(make) -> str:
-    return make(limits=LIMITS)
+    return make(user=False, limits=LIMITS)
 
 
 def dd(count: int) -> list[str]:
@@ -313,7 +250,7 @@ def test_destroying_sandbox_kills_peas(client, container, pea_image):
 def test_bulk_metrics_of_a_pea(client, make, pea_image):
     """Partially shared containers (peas) Metrics when there is no memory limit on the pea should return bulk
     metrics."""
-    handle = make(limits=models.Limits(memory=models.MemoryLimits(limit_in_bytes=64 * MB)))
+    handle = make(user=False, limits=models.Limits(memory=models.MemoryLimits(limit_in_bytes=64 * MB)))
     out = Buffer()
     process = client.run(handle, models.ProcessSpec(path="sh", args=["-c", "while true; do ls -la; done"],
                                                     image=pea_image), stdout=out)
