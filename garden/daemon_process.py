@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from garden.client import AsyncClient, Client
@@ -66,6 +68,20 @@ class GardenServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[GardenServer]:
+        """Start; afterwards destroy every container the daemon still has (restarting it if killed), stop it."""
+        self.start()
+        try:
+            yield self
+        finally:
+            if self.proc is None:
+                self.start()
+            client = self.client()
+            for handle in client.list({"garden.state": "all"}):
+                client.destroy(handle)
+            self.stop()
 
     def restart(self) -> None:
         self.stop()

@@ -28,11 +28,5 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
 def garden_server(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: str) -> Iterator[GardenServer]:
     """One daemon shared by the session (no networking: see the netns tests for that)."""
     server = GardenServer(tmp_path_factory.mktemp("garden"), busybox_rootfs, ["--disable-networking"])
-    server.start()
-    try:
+    with server.running():
         yield server
-    finally:
-        client = server.client()
-        for handle in client.list({"garden.state": "all"}):
-            client.destroy(handle)
-        server.stop()

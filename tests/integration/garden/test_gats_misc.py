@@ -158,14 +158,8 @@ def private_registry_garden(request, tmp_path_factory, busybox_rootfs) -> Iterat
     host = request.getfixturevalue("upstream_registry_auth").host
     server = GardenServer(tmp_path_factory.mktemp("garden-private"), busybox_rootfs,
                           ["--disable-networking", "--registry-mirror", host, "--insecure-registry", host])
-    server.start()
-    try:
+    with server.running():
         yield server
-    finally:
-        client = server.client()
-        for handle in client.list({"garden.state": "all"}):
-            client.destroy(handle)
-        server.stop()
 
 
 def test_private_image_pulls(private_registry_garden):

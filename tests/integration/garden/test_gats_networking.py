@@ -25,16 +25,10 @@ def net_server(tmp_path_factory, busybox_rootfs) -> Iterator[GardenServer]:
     server = GardenServer(tmp_path_factory.mktemp("gats-net"), busybox_rootfs,
                           ["--network-tag", "gt", "--network-pool", "10.252.16.0/24",
                            "--port-pool-start", "62400", "--port-pool-size", "64"])
-    server.start()
-    try:
+    with server.running():
         yield server
-    finally:
-        client = server.client()
-        for handle in client.list({"garden.state": "all"}):
-            client.destroy(handle)
-        server.stop()
-        # with no container left, a stopping daemon removes its nftables table
-        assert subprocess.run(["nft", "list", "table", "ip", "trellisgt"], capture_output=True).returncode != 0
+    # with no container left, a stopping daemon removes its nftables table
+    assert subprocess.run(["nft", "list", "table", "ip", "trellisgt"], capture_output=True).returncode != 0
 
 
 @pytest.fixture

@@ -16,14 +16,8 @@ from tests.garden_server import cgroup_dirs, mounts_under
 @pytest.fixture
 def own_server(tmp_path, busybox_rootfs):
     server = GardenServer(tmp_path / "daemon", busybox_rootfs, ["--disable-networking"])
-    server.start()
-    yield server
-    if server.proc is None:
-        server.start()
-    client = server.client()
-    for handle in client.list({"garden.state": "all"}):
-        client.destroy(handle)
-    server.stop()
+    with server.running():
+        yield server
 
 
 def alive(pid: int) -> bool:
