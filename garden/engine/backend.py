@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -176,17 +177,23 @@ class LinuxBackend(Backend):
         }
         status = await rt.launch("container", config)
         try:
-            message, _ = await channel.recv_async(status)
+            pid = await self._launcher_report(status, handle, "pid")
+            network_setup = None
+            if rt.network is not None:  # concurrently with pid 1 building the filesystem
+                undo.append(lambda: rt.network.teardown(handle))
+                network_setup = asyncio.ensure_future(rt.network.setup(handle, pid, spec.network))
+            try:
+                await self._launcher_report(status, handle, "ready")
+            finally:
+                if network_setup is not None:
+                    await asyncio.wait([network_setup])  # settled before any undo tears it down
+                    network_setup.exception()  # retrieved here; raised below if pid 1 came up
         finally:
             status.close()
-        if not message or "error" in message:
-            raise GardenError(f"create container {handle}: {(message or {}).get('error', 'launcher died')}")
-        pid = message["pid"]
         phases.mark("init")
         network = None
-        if rt.network is not None:
-            undo.append(lambda: rt.network.teardown(handle))
-            network = await rt.network.setup(handle, pid, spec.network)
+        if network_setup is not None:
+            network = network_setup.result()
             self._write_etc(etc_dir, hostname, network.container_ip, None)
             for rule in spec.net_in:
                 await rt.network.net_in(handle, rule.host_port, rule.container_port)
@@ -214,6 +221,14 @@ class LinuxBackend(Backend):
         phases.mark("state")
         log.debug("created %s: %s", handle, phases)
         return container
+
+    @staticmethod
+    async def _launcher_report(status: socket.socket, handle: str, key: str) -> object:
+        """The container launcher's next report, which must carry `key`."""
+        message, _ = await channel.recv_async(status)
+        if not message or key not in message:
+            raise GardenError(f"create container {handle}: {(message or {}).get('error', 'launcher died')}")
+        return message[key]
 
     @staticmethod
     def _write_etc(etc_dir: str, hostname: str, ip: str, resolv: str | None) -> None:

@@ -52,7 +52,9 @@ def _loopback_up() -> None:
 
 
 def container(cfg: dict, fds: list[int]) -> int:
-    """Make the namespaces, fork pid 1 into them, report {"pid"} or {"error"}.
+    """Make the namespaces, fork pid 1 into them; report {"pid"} at once, then {"ready"} or {"error"}.
+
+    The early pid lets the daemon set up the network namespace while pid 1 builds the filesystem.
 
     fds: the status socket, then (unprivileged) the pipes of the helper that writes the user namespace's maps.
     """
@@ -76,12 +78,10 @@ def container(cfg: dict, fds: list[int]) -> int:
             os.close(fd)
         os.close(err_w)
         err_w = -1
-        error = _read_error(err_r)
-        if error:
-            channel.send(status, {"error": error})
-            return 1
         channel.send(status, {"pid": pid})
-        return 0
+        error = _read_error(err_r)
+        channel.send(status, {"error": error} if error else {"ready": True})
+        return 1 if error else 0
     except Exception as e:  # reported to the daemon, which answers the client
         channel.send(status, {"error": f"{type(e).__name__}: {e}"})
         return 1
