@@ -174,6 +174,7 @@ class LinuxBackend(Backend):
             "userns": not spec.privileged, "privileged": spec.privileged, "init": rt.init_binary,
             "etc_dir": etc_dir,
             "bind_mounts": mount_config(spec.bind_mounts),
+            "cgroup_views": {} if spec.privileged else rt.cgroups.container_views(handle),
         }
         status = await rt.launch("container", config)
         try:

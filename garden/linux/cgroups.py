@@ -95,6 +95,11 @@ class Cgroups(ABC):
         """`cgroup.procs` files of the daemon's own cgroups (to move a helper back out)."""
 
     @abstractmethod
+    def container_views(self, name: str) -> dict[str, str]:
+        """Where each of the container's cgroup directories appears inside it, read-only, as in Guardian:
+        container path → host directory."""
+
+    @abstractmethod
     def pids(self, name: str) -> list[int]: ...
 
     @abstractmethod
@@ -162,8 +167,12 @@ class CgroupsV1(Cgroups):
     def __init__(self, mounts: dict[str, str], own: dict[str, str], parent: str):
         self.bases = {c: os.path.join(mounts[c] + own.get(c, "/"), parent) for c in self.CONTROLLERS if c in mounts}
         self.homes = {c: mounts[c] + own.get(c, "/") for c in self.bases}
+        self.mount_names = {c: os.path.basename(mounts[c]) for c in self.bases}  # "cpu,cpuacct" when co-mounted
         for base in self.bases.values():
             os.makedirs(base, exist_ok=True)
+
+    def container_views(self, name: str) -> dict[str, str]:
+        return {f"/sys/fs/cgroup/{self.mount_names[c]}": self._path(c, name) for c in self.bases}
 
     def _path(self, controller: str, name: str) -> str:
         return os.path.join(self.bases[controller], name)
@@ -265,6 +274,9 @@ class CgroupsV2(Cgroups):
     """Unified hierarchy. The daemon moves itself into `<own>/daemon` so `<own>` may delegate controllers."""
 
     version = 2
+
+    def container_views(self, name: str) -> dict[str, str]:
+        return {"/sys/fs/cgroup": self._path(name)}
 
     def __init__(self, mount: str, own: str, parent: str):
         top = mount + own

@@ -17,6 +17,7 @@ from garden.linux import syscalls as sc
 
 # The old root stays until proc and sysfs are mounted: a user namespace may only mount them where a
 # fully visible instance exists.
+CGROUP_ROOT = "/sys/fs/cgroup"
 OLD_ROOT = "/.trellis-oldroot"
 INIT_PATH = "/tmp/garden-init"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -75,6 +76,7 @@ def open_sources(cfg: dict) -> dict[str, int]:
         wanted.append(("/dev/fuse", "/dev/fuse", False))
     wanted.append((cfg["init"], INIT_PATH, True))
     wanted += [(os.path.join(cfg["etc_dir"], name), "/etc/" + name, False) for name in ("hosts", "resolv.conf")]
+    wanted += [(host_dir, target, True) for target, host_dir in cfg.get("cgroup_views", {}).items()]
     for m in cfg["bind_mounts"]:
         if not m["from_container"]:
             if not os.path.exists(m["src"]):
@@ -158,6 +160,11 @@ def build(cfg: dict, sources: dict[str, int]) -> None:
             if not os.path.exists(m["src"]):
                 raise FileNotFoundError(f"bind mount source {m['src']} does not exist")
             _bind(m["src"], m["dst"], readonly=m["ro"])
-    for target, fd in sources.items():  # the init binary, /etc/hosts, /etc/resolv.conf, host bind mounts
+    cgroups = [t for t in sources if t.startswith(CGROUP_ROOT)]
+    if cgroups:  # a read-only tmpfs holding the container's own cgroup directories
+        sc.mount("tmpfs", CGROUP_ROOT, "tmpfs", SAFE_FLAGS, "mode=755")
+    for target, fd in sources.items():  # init binary, /etc/hosts, /etc/resolv.conf, cgroups, host bind mounts
         _attach(fd, target)
+    if cgroups:
+        sc.mount(None, CGROUP_ROOT, None, sc.MS_REMOUNT | sc.MS_RDONLY | SAFE_FLAGS)
     _mask(privileged)

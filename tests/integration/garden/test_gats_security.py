@@ -160,9 +160,9 @@ CGROUP_MOUNT_RE = re.compile(r".*\s/sys/fs/cgroup/[^\s]*\s([^\s]*).*cgroup cgrou
 @pytest.mark.xfail(strict=True, reason=(
     "GATS reads /proc/self/mountinfo in an unprivileged container and wants read-only cgroup v1 mounts under "
     "/sys/fs/cgroup/ for cpu, cpuacct, net_cls, net_prio, memory, cpuset, blkio, devices, freezer, perf_event, "
-    "pids and hugetlb (Guardian bind-mounts the container's cgroups there, ro). Trellis mounts no cgroup "
-    "filesystem in containers at all (garden/linux/mounts.py has no /sys/fs/cgroup entries), and this host "
-    "mounts no net_cls, net_prio, perf_event or hugetlb hierarchy that could be bound in."))
+    "pids and hugetlb (Guardian bind-mounts the container's cgroups there, ro). Trellis binds the hierarchies "
+    "it manages (memory, cpu, cpuacct, pids, freezer, devices) read-only; it makes no cpuset or blkio cgroups, "
+    "and this host mounts no net_cls, net_prio, perf_event or hugetlb hierarchy that could be bound in."))
 def test_unprivileged_cgroup_filesystems_read_only(client, container):
     """Security File system in an unprivileged container for cgroups-v1 cgroup filesystems are mounted as
     read-only."""

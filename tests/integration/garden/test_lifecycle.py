@@ -153,3 +153,26 @@ def test_failed_create_leaves_nothing_behind(garden_server):
     assert not cgroup_dirs("half-made")
     assert not os.path.exists(os.path.join(garden_server.depot, "half-made"))
     assert not os.path.exists(os.path.join(garden_server.store, "containers", "half-made"))
+
+
+def test_unprivileged_container_sees_its_own_cgroups_read_only(garden_server):
+    client = garden_server.client()
+    limits = models.Limits(memory=models.MemoryLimits(limit_in_bytes=48 << 20), pid=models.PidLimits(max=30))
+    handle = client.create(models.ContainerSpec(limits=limits))
+    try:
+        code, out, err = run(client, handle, "sh", "-c",
+                             "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+                             "echo 1 > /sys/fs/cgroup/pids/pids.max || echo refused; "
+                             "grep -c ' - cgroup ' /proc/self/mountinfo")
+        assert code == 0, err
+        lines = out.split()
+        assert lines[:3] == [str(48 << 20), "30", "refused"]
+        assert int(lines[3]) >= 4
+    finally:
+        client.destroy(handle)
+    privileged = client.create(models.ContainerSpec(privileged=True))
+    try:
+        code, out, _ = run(client, privileged, "sh", "-c", "grep -c ' - cgroup ' /proc/self/mountinfo || true")
+        assert out.strip() == "0"
+    finally:
+        client.destroy(privileged)
