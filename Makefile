@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the code and the tests use (kernel tooling, static pid-1 reaper, peers for benchmarks).
 APT_PACKAGES := catatonit busybox-static runc python3-venv python3-nftables python3-seccomp nftables \
-	iproute2 skopeo docker-registry xfsprogs postgresql python3-bcrypt
+	iproute2 skopeo docker-registry python3-bcrypt curl
 PYTEST_ARGS ?=
 
 .PHONY: demo test install lint bench clean
