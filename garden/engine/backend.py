@@ -256,17 +256,24 @@ class LinuxBackend(Backend):
 
     async def _teardown(self, handle: str, state: dict | None) -> None:
         rt = self.runtime
+        phases = PhaseTimer()
         if state is not None:
             await self._kill_container(handle, state["init_pid"], state.get("init_start"))
         else:
             await self._kill_container(handle)
+        phases.mark("kill")
         if rt.network is not None:
             await rt.network.teardown(handle)
+            phases.mark("network")
         for pea in {n for n in rt.cgroups.names() + rt.rootfs.handles() if n.startswith(handle + PEA_SEPARATOR)}:
             await remove_pea(rt, pea)  # their processes died with the container's pid namespace
         rt.cgroups.destroy(handle)
+        phases.mark("cgroups")
         await rt.rootfs.destroy(handle)
+        phases.mark("rootfs")
         rt.depot.remove(handle)
+        phases.mark("depot")
+        log.debug("destroyed %s: %s", handle, phases)
 
     async def destroy(self, handle: str) -> None:
         container = self.lookup(handle)
