@@ -360,6 +360,8 @@ class AsyncProcess:
 
     def start(self, streams: list[tuple[_Conn, Sink]], stdin: Any) -> None:
         self._exit = asyncio.ensure_future(self._read_exit())
+        # its failure is wait()'s to report; a process nobody waits for must not log "never retrieved"
+        self._exit.add_done_callback(lambda task: task.cancelled() or task.exception())
         self._copies = [asyncio.ensure_future(self._copy(conn, sink)) for conn, sink in streams]
         if stdin is not None:
             self._stdin = asyncio.ensure_future(self._feed_stdin(stdin))

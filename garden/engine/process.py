@@ -243,7 +243,10 @@ def close_fds(*fds: int | None) -> None:
 
 
 def make_pipes(tty: bool) -> tuple[list[int], tuple[int | None, int | None, int | None]]:
-    """(fds for the shim, (stdin_w, stdout_r, stderr_r) for the daemon). With a tty the shim makes a pty."""
+    """(fds for the shim, (stdin_w, stdout_r, stderr_r) for the daemon). With a tty the shim makes a pty.
+
+    The shim also gets copies of the output pipes' read ends, to drain them should the daemon die.
+    """
     if tty:
         return [], (None, None, None)
     in_r, in_w = os.pipe()
@@ -254,4 +257,4 @@ def make_pipes(tty: bool) -> tuple[list[int], tuple[int | None, int | None, int 
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass
-    return [in_r, out_w, err_w], (in_w, out_r, err_r)
+    return [in_r, out_w, err_w, os.dup(out_r), os.dup(err_r)], (in_w, out_r, err_r)

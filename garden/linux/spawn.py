@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import struct
@@ -228,16 +229,43 @@ def _not_found(path: str) -> str:
     return f'exec: "{path}": stat {path}: no such file or directory'
 
 
-def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int], stdio: list[int]) -> int:
-    """Leave the container's cgroup, report the pid, then the exit status. Returns the shim's exit code."""
+def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int], stdio: list[int],
+                       outputs: list[int]) -> int:
+    """Leave the container's cgroup, report the pid, then the exit status. Returns the shim's exit code.
+
+    `outputs` are the shim's own copies of the process's output pipes (or pty master): unread while the
+    daemon reads them. Should the daemon die, the shim drains them so the process does not die of
+    SIGPIPE (or block) when it next writes: it keeps running for the next daemon, as under Guardian.
+    """
     for fd in home_cgroups:  # out before the pid is known: a Stop signals the container's cgroup members
         os.write(fd, b"0")
         os.close(fd)
     for fd in stdio:
         os.close(fd)
     channel.send(status, {"pid": pid})
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(status.fileno(), select.POLLIN)  # readable only when the daemon has gone (EOF)
+    daemon_gone = False
+    while True:
+        ready = {fd for fd, _ in poller.poll()}
+        if pidfd in ready:
+            break
+        if status.fileno() in ready and not daemon_gone:
+            daemon_gone = True
+            poller.unregister(status.fileno())
+            for fd in outputs:
+                poller.register(fd, select.POLLIN)
+        for fd in ready & set(outputs):
+            try:
+                if not os.read(fd, 1 << 16):
+                    poller.unregister(fd)
+            except OSError:  # EIO: a pty whose other side closed
+                poller.unregister(fd)
     _, wait_status = os.waitpid(pid, 0)
-    channel.send(status, {"exit": _exit_status(wait_status)})
+    if not daemon_gone:
+        channel.send(status, {"exit": _exit_status(wait_status)})
     return 0
 
 
@@ -262,17 +290,18 @@ def process(cfg: dict, fds: list[int]) -> int:
             make_dir_for(workdir, user)
         os.chdir(workdir)
         slave = None
+        outputs = fds[4:6]
         if cfg["tty"] is not None:
             master, slave = _open_pty(user, cfg["tty"]["columns"], cfg["tty"]["rows"])
             channel.send(status, {"tty": True}, [master])
-            os.close(master)
+            outputs = [master]
         _confine(cfg, user.uid)
         try:
             pid = _spawn_as(user, cfg, process_env(cfg["env"], user), _stdio_actions(cfg, fds, slave))
         except FileNotFoundError:
             channel.send(status, {"error": _not_found(cfg["path"]), "kind": "not_found"})
             return 1
-        return _report_until_exit(status, pid, home_cgroups, fds[1:4])
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4], outputs)
     except BrokenPipeError:
         return 0  # the daemon went away; the process ran to its end anyway
     except Exception as e:
@@ -319,7 +348,7 @@ def pea(cfg: dict, fds: list[int]) -> int:
             os.waitpid(pid, 0)
             channel.send(status, json.loads(error))
             return 1
-        return _report_until_exit(status, pid, home_cgroups, fds[1:4])
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4], fds[4:6])
     except BrokenPipeError:
         return 0
     except Exception as e:

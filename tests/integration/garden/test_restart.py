@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import pytest
 
@@ -39,12 +40,19 @@ def test_containers_and_processes_survive_a_daemon_crash(own_server):
     client = own_server.client()
     handle = client.create(models.ContainerSpec(handle="survivor", properties={"team": "a"}))
     client.run(handle, models.ProcessSpec(path="sh", args=["-c", "echo started > /tmp/marker; sleep 1000"]))
+    chatty = "while true; do echo tick; echo tock >&2; sleep 0.02; done"  # writes on after its reader is gone
+    client.run(handle, models.ProcessSpec(path="sh", args=["-c", chatty]), stdout=io.BytesIO())
+    client.run(handle, models.ProcessSpec(path="sh", args=["-c", chatty], tty=models.TTYSpec()))
     own_server.kill()  # SIGKILL: no shutdown code runs
+    time.sleep(0.3)
     own_server.start()
     client = own_server.client()
     assert client.list({"team": "a"}) == ["survivor"]
     assert client.info(handle).state == "active"
-    assert "sleep 1000" in output_of(client, handle, "ps", "-o", "args")
+    processes = output_of(client, handle, "ps", "-o", "args")
+    assert "sleep 1000" in processes
+    still_writing = processes.count(chatty)
+    assert still_writing == 2, processes
     assert output_of(client, handle, "cat", "/tmp/marker") == "started\n"
     client.destroy(handle)
     assert not cgroup_dirs(handle)
