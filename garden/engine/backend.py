@@ -324,6 +324,7 @@ class LinuxBackend(Backend):
             except Exception:
                 log.exception("could not clean up %s", handle)
         for container in self.containers.values():
+            await container.adopt_processes()
             container.grace.start()
 
     async def shutdown(self) -> None:

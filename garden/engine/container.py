@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -191,11 +193,58 @@ class LinuxContainer(Container):
             if spec.image.uri:
                 process = await self._run_pea(process_id, spec, request)
             else:
+                request["attach_socket"] = self._attach_socket(process_id)
                 process = await self._start("process", process_id, request)
+                self._remember(process, request["attach_socket"])
         finally:
             self._starting.discard(process_id)
         self.processes[process_id] = process
         return process
+
+    def _attach_socket(self, process_id: str) -> str:
+        """Where the process's shim listens for a restarted daemon (process ids may hold any character)."""
+        directory = os.path.join(self.runtime.depot.path(self.handle), "processes")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return os.path.join(directory, hashlib.sha256(process_id.encode()).hexdigest()[:24] + ".sock")
+
+    def _remember(self, process: LinuxProcess, attach_socket: str) -> None:
+        """Record a running process in the state (for a restarted daemon), forgotten when it exits."""
+        self.state.setdefault("processes", {})[process.id] = attach_socket
+        self.save()
+
+        async def forget_after_exit() -> None:
+            with contextlib.suppress(GardenError):
+                await process.wait()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(attach_socket)
+            if self.state["processes"].pop(process.id, None) is not None and not self.destroying:
+                self.save()
+
+        asyncio.get_running_loop().create_task(forget_after_exit())
+
+    async def adopt_processes(self) -> None:
+        """After a daemon restart: take over the processes still running (Attach works again)."""
+        for process_id, attach_socket in list(self.state.get("processes", {}).items()):
+            status = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                with channel.short_path(attach_socket) as short:
+                    status.connect(short)
+            except OSError:  # it exited while no daemon ran
+                status.close()
+                del self.state["processes"][process_id]
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(attach_socket)
+                continue
+            status.setblocking(False)
+            process = LinuxProcess(process_id, status, self._forget)
+            try:
+                await process.adopt()
+            except GardenError:
+                del self.state["processes"][process_id]
+                continue
+            self.processes[process_id] = process
+            self._remember(process, attach_socket)
+        self.save()
 
     async def _start(self, op: str, process_id: str, request: dict) -> LinuxProcess:
         child_fds, (stdin_w, stdout_r, stderr_r) = make_pipes(request["tty"] is not None)

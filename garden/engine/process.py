@@ -108,7 +108,6 @@ class LinuxProcess(Process):
 
     async def start(self, stdin_w: int | None, stdout_r: int | None, stderr_r: int | None) -> None:
         """Wait for the shim's report; connect the pipes (or the pty it sends). Raises on exec failure."""
-        loop = asyncio.get_running_loop()
         try:
             while "pid" not in (message := await self._next_report()):
                 if message.get("tty"):
@@ -119,6 +118,20 @@ class LinuxProcess(Process):
             self._status.close()
             raise
         self.pid = message["pid"]
+        await self._connect(stdin_w, stdout_r, stderr_r)
+
+    async def adopt(self) -> None:
+        """Take over a process a previous daemon started: its shim hands over the pid and the outputs."""
+        message = await self._next_report()
+        self.pid = message["pid"]
+        if message.get("tty"):
+            self._tty_fd = message["fds"][0]
+            await self._connect(os.dup(self._tty_fd), os.dup(self._tty_fd), None)
+        else:
+            await self._connect(None, *message["fds"][:2])
+
+    async def _connect(self, stdin_w: int | None, stdout_r: int | None, stderr_r: int | None) -> None:
+        loop = asyncio.get_running_loop()
         for fd, source in ((STDOUT, stdout_r), (STDERR, stderr_r)):
             if source is not None:
                 reader = _Reader(self, fd)

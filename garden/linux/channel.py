@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import json
+import os
 import socket
+from collections.abc import Iterator
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 8
@@ -65,3 +68,13 @@ async def recv_async(sock: socket.socket) -> tuple[dict | None, list[int]]:
             return recv(sock)
         except BlockingIOError:
             await _readable(sock.fileno())
+
+
+@contextlib.contextmanager
+def short_path(path: str) -> Iterator[str]:
+    """`path` reachable within AF_UNIX's 108-byte limit (through /proc/self/fd of its open directory)."""
+    dir_fd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}"
+    finally:
+        os.close(dir_fd)

@@ -6,6 +6,7 @@ status socket with JSON messages, and ends with os._exit. Nothing here may start
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -229,13 +230,28 @@ def _not_found(path: str) -> str:
     return f'exec: "{path}": stat {path}: no such file or directory'
 
 
+def attach_listener(path: str | None) -> socket.socket | None:
+    """The socket a restarted daemon connects to, to adopt this shim's process (made in the host's mounts)."""
+    if not path:
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    with channel.short_path(path) as short:
+        listener.bind(short)
+    os.chmod(path, 0o600)
+    listener.listen(1)
+    return listener
+
+
 def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int], stdio: list[int],
-                       outputs: list[int]) -> int:
+                       outputs: list[int], listener: socket.socket | None = None, tty: bool = False) -> int:
     """Leave the container's cgroup, report the pid, then the exit status. Returns the shim's exit code.
 
-    `outputs` are the shim's own copies of the process's output pipes (or pty master): unread while the
-    daemon reads them. Should the daemon die, the shim drains them so the process does not die of
-    SIGPIPE (or block) when it next writes: it keeps running for the next daemon, as under Guardian.
+    `outputs` are the shim's own copies of the process's output pipes (or pty master): unread while a
+    daemon reads them. Should the daemon die, the shim drains them so the process neither dies of
+    SIGPIPE nor blocks when it next writes, until a restarted daemon connects to `listener`: it is then
+    handed the outputs and gets the exit status, as dadoo lets a restarted Guardian re-attach.
     """
     for fd in home_cgroups:  # out before the pid is known: a Stop signals the container's cgroup members
         os.write(fd, b"0")
@@ -247,16 +263,30 @@ def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int],
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     poller.register(status.fileno(), select.POLLIN)  # readable only when the daemon has gone (EOF)
-    daemon_gone = False
+    if listener is not None:
+        poller.register(listener.fileno(), select.POLLIN)
+    daemon = status
     while True:
         ready = {fd for fd, _ in poller.poll()}
         if pidfd in ready:
             break
-        if status.fileno() in ready and not daemon_gone:
-            daemon_gone = True
-            poller.unregister(status.fileno())
+        if daemon is not None and daemon.fileno() in ready:
+            poller.unregister(daemon.fileno())
+            daemon.close()
+            daemon = None
             for fd in outputs:
                 poller.register(fd, select.POLLIN)
+        if listener is not None and listener.fileno() in ready:
+            conn, _ = listener.accept()
+            if daemon is not None:  # one daemon at a time
+                conn.close()
+                continue
+            daemon = conn
+            channel.send(daemon, {"pid": pid, "tty": tty}, outputs)
+            poller.register(daemon.fileno(), select.POLLIN)
+            for fd in outputs:
+                poller.unregister(fd)
+            continue
         for fd in ready & set(outputs):
             try:
                 if not os.read(fd, 1 << 16):
@@ -264,8 +294,8 @@ def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int],
             except OSError:  # EIO: a pty whose other side closed
                 poller.unregister(fd)
     _, wait_status = os.waitpid(pid, 0)
-    if not daemon_gone:
-        channel.send(status, {"exit": _exit_status(wait_status)})
+    if daemon is not None:
+        channel.send(daemon, {"exit": _exit_status(wait_status)})
     return 0
 
 
@@ -276,6 +306,7 @@ def process(cfg: dict, fds: list[int]) -> int:
     try:
         # opened before entering: the container's mount namespace has no view of the host's cgroupfs
         home_cgroups = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cfg["home_cgroup_procs"]]
+        listener = attach_listener(cfg.get("attach_socket"))
         _write_all(cfg["cgroup_procs"], "0")
         userns = enter(cfg["init_pid"], cfg["userns"])
         user = users.resolve(cfg["user"])
@@ -301,7 +332,7 @@ def process(cfg: dict, fds: list[int]) -> int:
         except FileNotFoundError:
             channel.send(status, {"error": _not_found(cfg["path"]), "kind": "not_found"})
             return 1
-        return _report_until_exit(status, pid, home_cgroups, fds[1:4], outputs)
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4], outputs, listener, cfg["tty"] is not None)
     except BrokenPipeError:
         return 0  # the daemon went away; the process ran to its end anyway
     except Exception as e:

@@ -41,8 +41,8 @@ def test_containers_and_processes_survive_a_daemon_crash(own_server):
     handle = client.create(models.ContainerSpec(handle="survivor", properties={"team": "a"}))
     client.run(handle, models.ProcessSpec(path="sh", args=["-c", "echo started > /tmp/marker; sleep 1000"]))
     chatty = "while true; do echo tick; echo tock >&2; sleep 0.02; done"  # writes on after its reader is gone
-    client.run(handle, models.ProcessSpec(path="sh", args=["-c", chatty]), stdout=io.BytesIO())
-    client.run(handle, models.ProcessSpec(path="sh", args=["-c", chatty], tty=models.TTYSpec()))
+    client.run(handle, models.ProcessSpec(id="chatty", path="sh", args=["-c", chatty]), stdout=io.BytesIO())
+    client.run(handle, models.ProcessSpec(id="chatty-tty", path="sh", args=["-c", chatty], tty=models.TTYSpec()))
     own_server.kill()  # SIGKILL: no shutdown code runs
     time.sleep(0.3)
     own_server.start()
@@ -53,6 +53,15 @@ def test_containers_and_processes_survive_a_daemon_crash(own_server):
     assert "sleep 1000" in processes
     still_writing = processes.count(chatty)
     assert still_writing == 2, processes
+    for process_id in ("chatty", "chatty-tty"):  # the restarted daemon took the processes over
+        out = io.BytesIO()
+        process = client.attach(handle, process_id, stdout=out)
+        deadline = time.monotonic() + 10
+        while b"tick" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert b"tick" in out.getvalue(), process_id
+        process.signal(models.SIGNAL_KILL)
+        assert process.wait() == 137
     assert output_of(client, handle, "cat", "/tmp/marker") == "started\n"
     client.destroy(handle)
     assert not cgroup_dirs(handle)
