@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict
 
 from garden.backend import Container
+from garden.engine.depot import PROCESSES_DIR
 from garden.engine.grace import GraceTimer
 from garden.engine.process import LinuxProcess, close_fds, make_pipes
 from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
@@ -193,9 +194,9 @@ class LinuxContainer(Container):
             if spec.image.uri:
                 process = await self._run_pea(process_id, spec, request)
             else:
-                request["attach_socket"] = self._attach_socket(process_id)
+                request.update(id=process_id, attach_socket=self._attach_socket(process_id))
                 process = await self._start("process", process_id, request)
-                self._remember(process, request["attach_socket"])
+                self._unlink_after_exit(process, request["attach_socket"])
         finally:
             self._starting.discard(process_id)
         self.processes[process_id] = process
@@ -203,48 +204,38 @@ class LinuxContainer(Container):
 
     def _attach_socket(self, process_id: str) -> str:
         """Where the process's shim listens for a restarted daemon (process ids may hold any character)."""
-        directory = os.path.join(self.runtime.depot.path(self.handle), "processes")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        return os.path.join(directory, hashlib.sha256(process_id.encode()).hexdigest()[:24] + ".sock")
+        name = hashlib.sha256(process_id.encode()).hexdigest()[:24] + ".sock"
+        return os.path.join(self.runtime.depot.path(self.handle), PROCESSES_DIR, name)
 
-    def _remember(self, process: LinuxProcess, attach_socket: str) -> None:
-        """Record a running process in the state (for a restarted daemon), forgotten when it exits."""
-        self.state.setdefault("processes", {})[process.id] = attach_socket
-        self.save()
-
-        async def forget_after_exit() -> None:
+    def _unlink_after_exit(self, process: LinuxProcess, attach_socket: str) -> None:
+        async def unlink() -> None:
             with contextlib.suppress(GardenError):
                 await process.wait()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(attach_socket)
-            if self.state["processes"].pop(process.id, None) is not None and not self.destroying:
-                self.save()
 
-        asyncio.get_running_loop().create_task(forget_after_exit())
+        asyncio.get_running_loop().create_task(unlink())
 
     async def adopt_processes(self) -> None:
-        """After a daemon restart: take over the processes still running (Attach works again)."""
-        for process_id, attach_socket in list(self.state.get("processes", {}).items()):
+        """After a daemon restart: take over the processes still running (Attach works again).
+
+        Each running process's shim listens on a socket in the depot; one that cannot be reached is gone.
+        """
+        directory = os.path.join(self.runtime.depot.path(self.handle), PROCESSES_DIR)
+        os.makedirs(directory, mode=0o700, exist_ok=True)  # a depot written before processes were adoptable
+        for entry in os.scandir(directory):
             status = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
-                with channel.short_path(attach_socket) as short:
+                with channel.short_path(entry.path) as short:
                     status.connect(short)
-            except OSError:  # it exited while no daemon ran
+                status.setblocking(False)
+                process = await LinuxProcess.adopt(status, self._forget)
+            except (OSError, GardenError):  # it exited while no daemon ran
                 status.close()
-                del self.state["processes"][process_id]
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(attach_socket)
+                os.unlink(entry.path)
                 continue
-            status.setblocking(False)
-            process = LinuxProcess(process_id, status, self._forget)
-            try:
-                await process.adopt()
-            except GardenError:
-                del self.state["processes"][process_id]
-                continue
-            self.processes[process_id] = process
-            self._remember(process, attach_socket)
-        self.save()
+            self.processes[process.id] = process
+            self._unlink_after_exit(process, entry.path)
 
     async def _start(self, op: str, process_id: str, request: dict) -> LinuxProcess:
         child_fds, (stdin_w, stdout_r, stderr_r) = make_pipes(request["tty"] is not None)

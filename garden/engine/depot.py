@@ -7,6 +7,7 @@ import os
 import shutil
 
 STATE = "state.json"
+PROCESSES_DIR = "processes"  # one socket per running process, for a restarted daemon to re-attach
 
 
 class Depot:
@@ -22,6 +23,7 @@ class Depot:
         path = self.path(handle)
         os.mkdir(path, 0o700)
         os.mkdir(os.path.join(path, "etc"), 0o755)
+        os.mkdir(os.path.join(path, PROCESSES_DIR), 0o700)
         return path
 
     def save(self, handle: str, state: dict) -> None:

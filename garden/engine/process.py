@@ -120,15 +120,21 @@ class LinuxProcess(Process):
         self.pid = message["pid"]
         await self._connect(stdin_w, stdout_r, stderr_r)
 
-    async def adopt(self) -> None:
-        """Take over a process a previous daemon started: its shim hands over the pid and the outputs."""
-        message = await self._next_report()
-        self.pid = message["pid"]
+    @classmethod
+    async def adopt(cls, status: socket.socket, on_exit: callable) -> LinuxProcess:
+        """Take over a process a previous daemon started: its shim hands over id, pid and the outputs."""
+        message, fds = await channel.recv_async(status)
+        if message is None or "pid" not in message:
+            close_fds(*fds)
+            raise GardenError("the process's shim handed nothing over")
+        process = cls(message["id"], status, on_exit)
+        process.pid = message["pid"]
         if message.get("tty"):
-            self._tty_fd = message["fds"][0]
-            await self._connect(os.dup(self._tty_fd), os.dup(self._tty_fd), None)
+            process._tty_fd = fds[0]
+            await process._connect(os.dup(fds[0]), os.dup(fds[0]), None)
         else:
-            await self._connect(None, *message["fds"][:2])
+            await process._connect(None, *fds[:2])
+        return process
 
     async def _connect(self, stdin_w: int | None, stdout_r: int | None, stderr_r: int | None) -> None:
         loop = asyncio.get_running_loop()

@@ -245,7 +245,8 @@ def attach_listener(path: str | None) -> socket.socket | None:
 
 
 def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int], stdio: list[int],
-                       outputs: list[int], listener: socket.socket | None = None, tty: bool = False) -> int:
+                       outputs: list[int], listener: socket.socket | None = None, tty: bool = False,
+                       process_id: str = "") -> int:
     """Leave the container's cgroup, report the pid, then the exit status. Returns the shim's exit code.
 
     `outputs` are the shim's own copies of the process's output pipes (or pty master): unread while a
@@ -282,7 +283,7 @@ def _report_until_exit(status: socket.socket, pid: int, home_cgroups: list[int],
                 conn.close()
                 continue
             daemon = conn
-            channel.send(daemon, {"pid": pid, "tty": tty}, outputs)
+            channel.send(daemon, {"id": process_id, "pid": pid, "tty": tty}, outputs)
             poller.register(daemon.fileno(), select.POLLIN)
             for fd in outputs:
                 poller.unregister(fd)
@@ -332,7 +333,8 @@ def process(cfg: dict, fds: list[int]) -> int:
         except FileNotFoundError:
             channel.send(status, {"error": _not_found(cfg["path"]), "kind": "not_found"})
             return 1
-        return _report_until_exit(status, pid, home_cgroups, fds[1:4], outputs, listener, cfg["tty"] is not None)
+        return _report_until_exit(status, pid, home_cgroups, fds[1:4], outputs, listener, cfg["tty"] is not None,
+                                  cfg["id"])
     except BrokenPipeError:
         return 0  # the daemon went away; the process ran to its end anyway
     except Exception as e:
