@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 from garden.backend import Backend
 from garden.engine.container import LinuxContainer
-from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
+from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config
 from garden.errors import ContainerNotFoundError, GardenError
 from garden.linux import channel
 from garden.models import Capacity, ContainerSpec, Metrics
@@ -266,7 +266,7 @@ class LinuxBackend(Backend):
             await rt.network.teardown(handle)
             phases.mark("network")
         for pea in {n for n in rt.cgroups.names() + rt.rootfs.handles() if n.startswith(handle + PEA_SEPARATOR)}:
-            await remove_pea(rt, pea)  # their processes died with the container's pid namespace
+            await rt.remove_pea(pea)  # their processes died with the container's pid namespace
         rt.cgroups.destroy(handle)
         phases.mark("cgroups")
         await rt.rootfs.destroy(handle)

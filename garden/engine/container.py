@@ -18,7 +18,7 @@ from garden.backend import Container
 from garden.engine.depot import PROCESSES_DIR
 from garden.engine.grace import GraceTimer
 from garden.engine.process import LinuxProcess, close_fds, make_pipes
-from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config, remove_pea
+from garden.engine.runtime import PEA_SEPARATOR, Runtime, mount_config
 from garden.errors import GardenError, ProcessNotFoundError
 from garden.linux import channel
 from garden.models import (
@@ -265,7 +265,7 @@ class LinuxContainer(Container):
                 etc_dir=os.path.join(rt.depot.path(self.handle), "etc"))
             process = await self._start("pea", process_id, request)
         except BaseException as e:
-            await remove_pea(rt, name)
+            await rt.remove_pea(name)
             if isinstance(e, (ImageError, OSError)):
                 raise GardenError(f"pea {process_id}: {e}") from e
             raise
@@ -276,7 +276,7 @@ class LinuxContainer(Container):
             with contextlib.suppress(GardenError):
                 await process.wait()
             self.peas.pop(process_id, None)
-            await remove_pea(rt, name)
+            await rt.remove_pea(name)
 
         asyncio.get_running_loop().create_task(clean_up_after_exit())
         return process

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from garden.engine.depot import Depot
 from garden.errors import GardenError
@@ -37,6 +37,7 @@ class Runtime:
     depot: Depot
     init_binary: str
     no_new_privileges: bool = False  # set no_new_privs on every container process (gdn --no-new-privileges)
+    _pea_removals: dict[str, asyncio.Future] = field(default_factory=dict, repr=False)
 
     async def launch(self, op: str, request: dict, fds: list[int] = ()) -> socket.socket:
         """Start a helper child for `op`; returns the daemon's end of its status socket.
@@ -69,9 +70,17 @@ class Runtime:
                     pass
             await asyncio.sleep(0.002)
 
+    async def remove_pea(self, name: str) -> None:
+        """Kill what is left in a pea's own cgroup, remove the cgroup and the pea's rootfs. Idempotent.
 
-async def remove_pea(runtime: Runtime, name: str) -> None:
-    """Kill what is left in a pea's own cgroup, remove the cgroup and the pea's rootfs. Idempotent."""
-    await runtime.kill_cgroup(name)
-    runtime.cgroups.destroy(name)
-    await runtime.rootfs.destroy(name)
+        The pea's exit and its container's destroy may both ask at once: the second waits for the first.
+        """
+        if name not in self._pea_removals:
+            self._pea_removals[name] = task = asyncio.ensure_future(self._remove_pea(name))
+            task.add_done_callback(lambda _: self._pea_removals.pop(name, None))
+        await asyncio.shield(self._pea_removals[name])
+
+    async def _remove_pea(self, name: str) -> None:
+        await self.kill_cgroup(name)
+        self.cgroups.destroy(name)
+        await self.rootfs.destroy(name)
