@@ -167,7 +167,8 @@ def test_privileged_can_mount_and_unshare(client, privileged):
 
 def test_unprivileged_kernel_knobs_are_read_only_and_host_info_masked(client, unprivileged):
     code, out, _ = sh(client, unprivileged, "grep -E ' /(sys|proc/sys) ' /proc/mounts | cut -d' ' -f2,4 | cut -c1-12; "
-                      "grep cgroup /proc/mounts | grep -vc ' ro,'; for p in /proc/kcore /proc/latency_stats /proc/sched_debug "
+                      "grep cgroup /proc/mounts | grep -vc ' ro,'; "
+                      "for p in /proc/kcore /proc/latency_stats /proc/sched_debug "
                       "/proc/timer_list /proc/timer_stats /proc/keys; do [ -e $p ] && stat -c '%F %t' $p; done; "
                       "ls -A /sys/firmware | wc -l; cat /proc/keys | wc -c")
     lines = out.split("\n")
