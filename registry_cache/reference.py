@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from images.reference import DIGEST_RE, NAME_RE, TAG_RE  # the distribution grammar, defined once
 from registry_cache.errors import RegistryError
-
-NAME_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
-TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
-DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 def is_digest(ref: str) -> bool:
