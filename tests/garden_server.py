@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,3 +26,14 @@ def cgroup_dirs(handle: str) -> list[str]:
         if root.count("/") > 8:
             dirs.clear()
     return found
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar holding regular files `name → content` (for StreamIn)."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return data.getvalue()

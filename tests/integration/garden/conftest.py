@@ -1,4 +1,4 @@
-"""Fixtures of the GATS mirrors: a client, and GATS' JustBeforeEach container (with user alice)."""
+"""Fixtures for the garden tests: a client, containers destroyed afterwards, GATS' JustBeforeEach container."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.garden_server import tar_of
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -71,12 +73,8 @@ def test_run_detached_then_attach(garden_server, handle):
 
 
 def test_stream_in_and_out_through_pipes(garden_server, handle):
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        info = tarfile.TarInfo("note.txt")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"memo"))
-    assert gaol(garden_server, "stream-in", "-t", "/tmp/in", handle, stdin=data.getvalue()).returncode == 0
+    tar_bytes = tar_of({"note.txt": b"memo"})
+    assert gaol(garden_server, "stream-in", "-t", "/tmp/in", handle, stdin=tar_bytes).returncode == 0
     out = gaol(garden_server, "stream-out", "-f", "/tmp/in/note.txt", handle)
     with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
         assert tar.extractfile("note.txt").read() == b"memo"

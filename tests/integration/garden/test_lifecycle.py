@@ -20,12 +20,8 @@ def run(client, handle: str, *args: str, user: str = "", **spec) -> tuple[int, s
 
 
 @pytest.fixture
-def container(garden_server):
-    client = garden_server.client()
-    handle = client.create(models.ContainerSpec())
-    yield handle
-    if handle in client.list({"garden.state": "all"}):
-        client.destroy(handle)
+def container(make):
+    return make(user=False)
 
 
 def test_create_builds_isolated_container_and_destroy_removes_everything(garden_server):

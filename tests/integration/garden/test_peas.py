@@ -31,12 +31,8 @@ def run(client, handle: str, script: str, image: str = "", **spec) -> tuple[int,
 
 
 @pytest.fixture
-def sandbox(garden_server):
-    client = garden_server.client()
-    handle = client.create(models.ContainerSpec(limits=models.Limits(memory=models.MemoryLimits(64 << 20))))
-    yield handle
-    if handle in client.list({"garden.state": "all"}):
-        client.destroy(handle)
+def sandbox(make):
+    return make(user=False, limits=models.Limits(memory=models.MemoryLimits(64 << 20)))
 
 
 NS_SCRIPT = "for n in ipc mnt net pid user uts; do echo $n $(readlink /proc/self/ns/$n); done"

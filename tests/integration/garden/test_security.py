@@ -41,33 +41,13 @@ def init_pid(server, handle: str) -> int:
 
 
 @pytest.fixture
-def make(garden_server):
-    """Create containers (privileged or not); destroys them afterwards."""
-    client = garden_server.client()
-    made: list[str] = []
-
-    def create(privileged: bool = False) -> str:
-        made.append(client.create(models.ContainerSpec(privileged=privileged)))
-        return made[-1]
-
-    yield create
-    for handle in made:
-        client.destroy(handle)
-
-
-@pytest.fixture
 def unprivileged(make) -> str:
-    return make()
+    return make(user=False)
 
 
 @pytest.fixture
 def privileged(make) -> str:
-    return make(privileged=True)
-
-
-@pytest.fixture
-def client(garden_server):
-    return garden_server.client()
+    return make(user=False, privileged=True)
 
 
 # --- user namespace --------------------------------------------------------------------------------------------
@@ -214,7 +194,7 @@ def test_no_daemon_fd_leaks(client, unprivileged, privileged):
 
 
 def test_containers_cannot_see_or_signal_each_other(client, make):
-    victim, attacker = make(), make()
+    victim, attacker = make(user=False), make(user=False)
     sleeper = client.run(victim, models.ProcessSpec(path="sleep", args=["4242"]))
     code, out, err = sh(client, victim, "pidof sleep")
     assert code == 0, (out, err)

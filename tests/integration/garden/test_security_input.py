@@ -32,15 +32,8 @@ def entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 
 
 
 @pytest.fixture
-def client(garden_server):
-    return garden_server.client()
-
-
-@pytest.fixture
-def container(client):
-    handle = client.create(models.ContainerSpec())
-    yield handle
-    client.destroy(handle)
+def container(make):
+    return make(user=False)
 
 
 @pytest.mark.parametrize("name", ["../escape", "/etc/escape", "a/../../escape"])

@@ -10,8 +10,8 @@ import tarfile
 
 import pytest
 
-from garden import models
 from garden.api import server
+from tests.garden_server import tar_of
 
 GO_HEADERS = b"Host: api\r\nUser-Agent: Go-http-client/1.1\r\n"
 MINIMAL_SPEC = (b'{"image":{},"limits":{"bandwidth_limits":{},"cpu_limits":{},"disk_limits":{},'
@@ -85,12 +85,8 @@ def envelope(type_: str, message: str, handle: str = "", process_id: str = "") -
 
 
 @pytest.fixture
-def handle(garden_server):
-    client = garden_server.client()
-    name = client.create(models.ContainerSpec())
-    yield name
-    if name in client.list({"garden.state": "all"}):
-        client.destroy(name)
+def handle(make):
+    return make(user=False)
 
 
 def test_ping_bytes(garden_server):
@@ -261,12 +257,7 @@ def test_attach_after_exit_and_unknown_stream(garden_server, handle):
 
 
 def test_stream_in_accepts_chunked_bodies(garden_server, handle):
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        info = tarfile.TarInfo("chunked.txt")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"hello"))
-    tar_bytes = data.getvalue()
+    tar_bytes = tar_of({"chunked.txt": b"hello"})
     pieces = (tar_bytes[:1000], tar_bytes[1000:])
     body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in pieces) + b"0\r\n\r\n"
     head = (f"PUT /containers/{handle}/files?destination=%2Ftmp&user=root HTTP/1.1\r\n".encode() + GO_HEADERS

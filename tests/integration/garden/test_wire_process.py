@@ -10,40 +10,19 @@ import threading
 import pytest
 
 from garden import errors, models
+from tests.garden_server import tar_of
+from tests.integration.garden.gats_support import sh
 
 
 @pytest.fixture
-def client(garden_server):
-    return garden_server.client()
-
-
-@pytest.fixture
-def handle(client):
-    name = client.create(models.ContainerSpec(env=["FROM_CONTAINER=c", "SHARED=container"],
-                                              properties={"wire-test": "yes"}))
-    yield name
-    if name in client.list({"garden.state": "all"}):
-        client.destroy(name)
-
-
-def sh(script: str, **kw) -> models.ProcessSpec:
-    return models.ProcessSpec(path="sh", args=["-c", script], **kw)
+def handle(make):
+    return make(user=False, env=["FROM_CONTAINER=c", "SHARED=container"], properties={"wire-test": "yes"})
 
 
 def run(client, handle: str, spec: models.ProcessSpec, stdin=None) -> tuple[int, bytes, bytes]:
     out, err = io.BytesIO(), io.BytesIO()
     status = client.run(handle, spec, stdin, out, err).wait()
     return status, out.getvalue(), err.getvalue()
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return data.getvalue()
 
 
 def test_stdout_stderr_exit_code_and_env(client, handle):
