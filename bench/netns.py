@@ -21,8 +21,8 @@ import time
 
 from pyroute2 import IPRoute, NetNS
 
-from garden.models import PROTOCOL_TCP, NetOutRule, PortRange
 from netns.bridged import BridgeNetworker
+from netns.networker import PROTOCOL_TCP, NetOutRule, PortRange
 
 POOL = ipaddress.IPv4Network("10.249.0.0/22")
 

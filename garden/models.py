@@ -7,6 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Types owned by the image and network modules, used here as they are (garden imports them, never the reverse).
+from images.provider import DISK_SCOPE_EXCLUSIVE, DISK_SCOPE_TOTAL, DiskLimits, DiskStat  # noqa: F401
+from netns.networker import (  # noqa: F401
+    PROTOCOL_ALL,
+    PROTOCOL_ICMP,
+    PROTOCOL_ICMPV6,
+    PROTOCOL_TCP,
+    PROTOCOL_UDP,
+    ICMPControl,
+    IPRange,
+    NetIn,
+    NetOutRule,
+    NetworkStat,
+    PortRange,
+)
+
 # Enums as on the wire (uint8 / int).
 SIGNAL_TERMINATE = 0
 SIGNAL_KILL = 1
@@ -14,9 +30,6 @@ BIND_MOUNT_RO = 0
 BIND_MOUNT_RW = 1
 ORIGIN_HOST = 0
 ORIGIN_CONTAINER = 1
-DISK_SCOPE_TOTAL = 0
-DISK_SCOPE_EXCLUSIVE = 1
-PROTOCOL_ALL, PROTOCOL_TCP, PROTOCOL_UDP, PROTOCOL_ICMP, PROTOCOL_ICMPV6 = range(5)
 
 RLIMIT_NAMES = (
     "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -52,15 +65,6 @@ class CPULimits:
 
 
 @dataclass
-class DiskLimits:
-    inode_soft: int = 0
-    inode_hard: int = 0
-    byte_soft: int = 0
-    byte_hard: int = 0
-    scope: int = DISK_SCOPE_TOTAL
-
-
-@dataclass
 class MemoryLimits:
     limit_in_bytes: int = 0
 
@@ -77,39 +81,6 @@ class Limits:
     disk: DiskLimits = field(default_factory=DiskLimits)
     memory: MemoryLimits = field(default_factory=MemoryLimits)
     pid: PidLimits = field(default_factory=PidLimits)
-
-
-@dataclass
-class PortRange:
-    start: int = 0
-    end: int = 0
-
-
-@dataclass
-class IPRange:
-    start: str = ""
-    end: str = ""
-
-
-@dataclass
-class ICMPControl:
-    type: int = 0
-    code: int | None = None
-
-
-@dataclass
-class NetOutRule:
-    protocol: int = PROTOCOL_ALL
-    networks: list[IPRange] = field(default_factory=list)
-    ports: list[PortRange] = field(default_factory=list)
-    icmps: ICMPControl | None = None
-    log: bool = False
-
-
-@dataclass
-class NetIn:
-    host_port: int = 0
-    container_port: int = 0
 
 
 @dataclass
@@ -203,20 +174,6 @@ class CPUStat:
     usage: int = 0
     user: int = 0
     system: int = 0
-
-
-@dataclass
-class DiskStat:
-    total_bytes_used: int = 0
-    total_inodes_used: int = 0
-    exclusive_bytes_used: int = 0
-    exclusive_inodes_used: int = 0
-
-
-@dataclass
-class NetworkStat:
-    rx_bytes: int = 0
-    tx_bytes: int = 0
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from garden.linux import syscalls as sc
+from kernel import syscalls as sc
 
 MIN_BYTES = 256 << 10  # grootfs's minimum quota
 OWN_INODES = 4  # the tmpfs root, upper/, work/ and overlay's work/work/

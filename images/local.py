@@ -16,16 +16,23 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from garden.linux import idmap
-from garden.models import DISK_SCOPE_EXCLUSIVE, DiskStat
 from images import limits, overlay
 from images.diskusage import usage
 from images.layers import LayerStore
 from images.manifest import ManifestError
-from images.provider import ImageConfig, ImageError, Rootfs, RootfsProvider, RootfsRequest
+from images.provider import (
+    DISK_SCOPE_EXCLUSIVE,
+    DiskStat,
+    ImageConfig,
+    ImageError,
+    Rootfs,
+    RootfsProvider,
+    RootfsRequest,
+)
 from images.reference import DOCKER_HUB, ImageRef, parse
 from images.registry import FetchError
 from images.unpack import UnpackError, sniff, unpack
+from kernel import idmap
 
 log = logging.getLogger("trellis.images")
 HANDLE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")

@@ -6,42 +6,26 @@ mounted with the new mount API (fsopen/fsconfig "lowerdir+" one layer at a time/
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 
-from garden.linux import idmap
-from garden.linux import syscalls as sc
+from kernel import idmap
+from kernel import syscalls as sc
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT = 429, 430, 431, 432
-FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
-FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 1
-MOVE_MOUNT_F_EMPTY_PATH = 4
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-
-def _syscall(what: str, *args: object) -> int:
-    result = _libc.syscall(*args)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
 
 
 def _mount_new_api(lower_dirs: list[str], upper: str, work: str, merged: str) -> None:
-    fs = _syscall("fsopen overlay", SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
+    fs = sc.fsopen("overlay")
     try:
-        settings = [("lowerdir+", d) for d in lower_dirs] + [("upperdir", upper), ("workdir", work)]
-        for key, value in settings:
-            _syscall(f"fsconfig {key}={value}", SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(),
-                     os.fsencode(value), 0)
-        _syscall("fsconfig create", SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
-        mnt = _syscall("fsmount", SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0)
+        for d in lower_dirs:
+            sc.fsconfig_string(fs, "lowerdir+", d)
+        sc.fsconfig_string(fs, "upperdir", upper)
+        sc.fsconfig_string(fs, "workdir", work)
+        sc.fsconfig_create(fs)
+        mnt = sc.fsmount(fs)
         try:
-            _syscall(f"move_mount {merged}", SYS_MOVE_MOUNT, mnt, b"", -100, os.fsencode(merged),
-                     MOVE_MOUNT_F_EMPTY_PATH)
+            sc.move_mount(mnt, merged)
         finally:
             os.close(mnt)
     finally:

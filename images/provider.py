@@ -10,11 +10,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from garden.models import DiskLimits, DiskStat
+# How disk limits count: the whole root (layers included) or only what the container wrote.
+DISK_SCOPE_TOTAL = 0
+DISK_SCOPE_EXCLUSIVE = 1
 
 
 class ImageError(Exception):
     """A rootfs could not be made; the message names the image and the cause."""
+
+
+@dataclass
+class DiskLimits:
+    inode_soft: int = 0
+    inode_hard: int = 0
+    byte_soft: int = 0
+    byte_hard: int = 0
+    scope: int = DISK_SCOPE_TOTAL
+
+
+@dataclass
+class DiskStat:
+    total_bytes_used: int = 0
+    total_inodes_used: int = 0
+    exclusive_bytes_used: int = 0
+    exclusive_inodes_used: int = 0
 
 
 @dataclass

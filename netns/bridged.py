@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from garden.models import NetOutRule, NetworkStat
 from netns import links
 from netns import rules as nftrules
-from netns.networker import NetworkConfig, Networker, NetworkError
+from netns.networker import NetOutRule, NetworkConfig, Networker, NetworkError, NetworkStat
 from netns.nft import Nft
 from netns.nsopen import NsSocketBroker
 from netns.ports import PortPool

@@ -5,15 +5,60 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from garden.errors import GardenError
-from garden.models import NetIn, NetOutRule, NetworkStat
+# Protocols of a net_out rule, numbered as on the Garden wire.
+PROTOCOL_ALL, PROTOCOL_TCP, PROTOCOL_UDP, PROTOCOL_ICMP, PROTOCOL_ICMPV6 = range(5)
 
 
-class NetworkError(GardenError):
+class NetworkError(Exception):
     """Networking for a container could not be set up or bad network input; the message says why.
 
-    A plain Garden error on the wire (envelope Type "", HTTP 500), as guardian's kawasaki errors are.
+    The engine answers it as a plain Garden error (envelope Type "", HTTP 500), as guardian does kawasaki's.
     """
+
+
+@dataclass
+class PortRange:
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class IPRange:
+    start: str = ""
+    end: str = ""
+
+
+@dataclass
+class ICMPControl:
+    type: int = 0
+    code: int | None = None
+
+
+@dataclass
+class NetOutRule:
+    """One egress rule: what a container may reach (Garden's NetOutRule)."""
+
+    protocol: int = PROTOCOL_ALL
+    networks: list[IPRange] = field(default_factory=list)
+    ports: list[PortRange] = field(default_factory=list)
+    icmps: ICMPControl | None = None
+    log: bool = False
+
+
+@dataclass
+class NetIn:
+    """One port mapping: host port -> container port."""
+
+    host_port: int = 0
+    container_port: int = 0
+
+
+@dataclass
+class NetworkStat:
+    """Bytes a container received and sent."""
+
+    rx_bytes: int = 0
+    tx_bytes: int = 0
 
 
 @dataclass

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from ipaddress import IPv4Address, IPv4Network
 
-from garden.models import (
+from netns.networker import (
     PROTOCOL_ALL,
     PROTOCOL_ICMP,
     PROTOCOL_ICMPV6,
@@ -20,9 +20,9 @@ from garden.models import (
     PROTOCOL_UDP,
     IPRange,
     NetOutRule,
+    NetworkError,
     PortRange,
 )
-from netns.networker import NetworkError
 
 _L4 = {PROTOCOL_TCP: "tcp", PROTOCOL_UDP: "udp"}
 

@@ -7,8 +7,7 @@ import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from garden.models import NetIn
-from netns.networker import NetworkConfig
+from netns.networker import NetIn, NetworkConfig
 
 
 @dataclass

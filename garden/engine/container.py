@@ -35,7 +35,7 @@ from garden.models import (
     ProcessSpec,
 )
 from images.provider import ImageError, RootfsRequest
-from netns.networker import NetworkConfig
+from netns.networker import NetworkConfig, NetworkError
 
 STOP_TERM_ROUNDS = 10
 CHUNK = 1 << 20
@@ -49,6 +49,15 @@ def limits_from_dict(data: dict) -> Limits:
         memory=MemoryLimits(**data.get("memory", {})),
         pid=PidLimits(**data.get("pid", {})),
     )
+
+
+@contextlib.contextmanager
+def network_errors() -> Iterator[None]:
+    """The networker's errors reach Garden clients as plain Garden errors (envelope Type "", HTTP 500)."""
+    try:
+        yield
+    except NetworkError as e:
+        raise GardenError(str(e)) from e
 
 
 class LinuxContainer(Container):
@@ -106,7 +115,8 @@ class LinuxContainer(Container):
     async def _metrics(self, cgroup: str, rootfs: str) -> Metrics:
         stats = self.runtime.cgroups.stats(cgroup)
         disk = await self.runtime.rootfs.disk_stat(rootfs)
-        network = await self.runtime.network.stat(self.handle) if self.runtime.network else None
+        with network_errors():
+            network = await self.runtime.network.stat(self.handle) if self.runtime.network else None
         age_ns = int((time.time() - self.state["created_at"]) * 1e9)
         shares = self.runtime.cgroups.cpu_shares(self.handle)
         return Metrics(memory=stats.memory, cpu=stats.cpu, disk=disk, network=network, pids=stats.pids,
@@ -157,13 +167,15 @@ class LinuxContainer(Container):
         self.state["properties"]["garden.network.mapped-ports"] = json.dumps(ports, separators=(",", ":"))
 
     async def net_in(self, host_port: int, container_port: int) -> tuple[int, int]:
-        result = await self._networker().net_in(self.handle, host_port, container_port)
-        self.set_mapped_ports(self._networker().config(self.handle))
+        with network_errors():
+            result = await self._networker().net_in(self.handle, host_port, container_port)
+            self.set_mapped_ports(self._networker().config(self.handle))
         self.save()
         return result
 
     async def net_out(self, rules: list[NetOutRule]) -> None:
-        await self._networker().net_out(self.handle, rules)
+        with network_errors():
+            await self._networker().net_out(self.handle, rules)
 
     # --- processes ---------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ import signal
 import socket
 from collections.abc import Callable
 
-from garden.linux import channel, idmap, seccomp_profile, security, spawn, tarstream
-from garden.linux import syscalls as sc
+from garden.linux import channel, seccomp_profile, security, spawn, tarstream
+from kernel import idmap
+from kernel import syscalls as sc
 
 OPS: dict[str, Callable[[dict, list[int]], int]] = {
     "container": spawn.container,

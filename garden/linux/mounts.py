@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from garden.linux import syscalls as sc
+from kernel import syscalls as sc
 
 # The old root stays until proc and sysfs are mounted: a user namespace may only mount them where a
 # fully visible instance exists.

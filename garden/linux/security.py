@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 
-from garden.linux import syscalls as sc
+from kernel import syscalls as sc
 
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP = \
     0, 1, 3, 4, 5, 6, 7, 8

@@ -17,8 +17,9 @@ import socket
 import struct
 import termios
 
-from garden.linux import channel, idmap, mounts, seccomp_profile, security, users
-from garden.linux import syscalls as sc
+from garden.linux import channel, mounts, seccomp_profile, security, users
+from kernel import idmap
+from kernel import syscalls as sc
 
 NAMESPACES = (("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
               ("pid", sc.CLONE_NEWPID), ("mnt", sc.CLONE_NEWNS))

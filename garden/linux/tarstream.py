@@ -14,7 +14,7 @@ import socket
 import tarfile
 
 from garden.linux import channel, spawn, users
-from garden.linux import syscalls as sc
+from kernel import syscalls as sc
 
 MOUNT_NS = (("mnt", sc.CLONE_NEWNS),)
 XATTR_PREFIX = "SCHILY.xattr."

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from garden.models import DISK_SCOPE_EXCLUSIVE, DiskLimits
-from images.provider import ImageError, RootfsRequest
+from images.provider import DISK_SCOPE_EXCLUSIVE, DiskLimits, ImageError, RootfsRequest
 from images.remote import ImageProvider
 from tests.integration.images.conftest import run_with_provider, store_listing
 from tests.integration.images.faulty_proxy import FaultyProxy

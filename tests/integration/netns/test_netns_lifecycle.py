@@ -11,9 +11,8 @@ import subprocess
 import pytest
 from netns_sandbox import our_links, table_text, wait_for
 
-from garden.models import PROTOCOL_TCP, NetOutRule, PortRange
 from netns.bridged import BridgeNetworker
-from netns.networker import NetworkConfig, NetworkError
+from netns.networker import PROTOCOL_TCP, NetOutRule, NetworkConfig, NetworkError, PortRange
 
 
 def _addresses(prefix: str) -> list[str]:

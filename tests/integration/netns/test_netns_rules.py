@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from netns_sandbox import table_text, wait_for
 
-from garden.models import PROTOCOL_ICMP, PROTOCOL_TCP, ICMPControl, IPRange, NetOutRule, PortRange
-from netns.networker import NetworkError
+from netns.networker import PROTOCOL_ICMP, PROTOCOL_TCP, ICMPControl, IPRange, NetOutRule, NetworkError, PortRange
 
 
 def test_net_out_opens_exactly_one_port(run, denying_net, sandbox):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from garden.models import (
+from netns.networker import (
     PROTOCOL_ICMP,
     PROTOCOL_TCP,
     PROTOCOL_UDP,

@@ -1,4 +1,4 @@
-"""ctypes wrappers for the Linux calls Python 3.11 lacks (mount, unshare, setns, pivot_root, …)."""
+"""ctypes wrappers for the Linux calls Python 3.11 lacks (mount, unshare, setns, pivot_root, the new mount API)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,12 @@ PR_SET_CHILD_SUBREAPER = 36
 
 SYS_PIVOT_ROOT = 155
 SYS_SETNS = 308
-SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_FSOPEN, SYS_FSCONFIG, SYS_FSMOUNT, SYS_MOUNT_SETATTR = 428, 429, 430, 431, 432, 442
 OPEN_TREE_CLONE = 1
 AT_FDCWD, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x1000, 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 4
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+FSOPEN_CLOEXEC = FSMOUNT_CLOEXEC = 1
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_IDMAP = 0x100000
 
@@ -110,3 +112,23 @@ def move_mount(fd: int, target: str) -> None:
     """Attach the detached mount `fd` at `target` in this mount namespace."""
     _check(_libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH),
            f"move_mount {target}")
+
+
+def fsopen(fstype: str) -> int:
+    """A filesystem context for `fstype` (configure it with fsconfig_*, then fsmount), as a close-on-exec fd."""
+    return _check(_libc.syscall(SYS_FSOPEN, _b(fstype), FSOPEN_CLOEXEC), f"fsopen {fstype}")
+
+
+def fsconfig_string(fs: int, key: str, value: str) -> None:
+    """Set the string option `key=value` on the filesystem context `fs`."""
+    _check(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, _b(key), _b(value), 0), f"fsconfig {key}={value}")
+
+
+def fsconfig_create(fs: int) -> None:
+    """Create the superblock of the configured filesystem context `fs`."""
+    _check(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig create")
+
+
+def fsmount(fs: int) -> int:
+    """A detached mount of the created filesystem context `fs`, as a close-on-exec fd (attach it with move_mount)."""
+    return _check(_libc.syscall(SYS_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0), "fsmount")

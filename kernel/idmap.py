@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from garden.linux import syscalls as sc
+from kernel import syscalls as sc
 
 ROOT_HOST_ID = 4294967294  # "maximus": the highest valid uid/gid, container root on the host
 ID_MAP = f"0 {ROOT_HOST_ID} 1\n1 1 {ROOT_HOST_ID - 1}\n"
