@@ -4,6 +4,7 @@
 redirects that never carry Authorization to another host, streamed blob downloads verified by size and
 sha256, retries with exponential backoff on connection errors, 429 and 5xx, and timeouts.
 Credentials live only in this object's memory and never appear in messages.
+Used by images (pulls) and by registry_cache (staging, pull-through), which maps FetchError to OCI errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import ipaddress
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +42,14 @@ class TransferStats:
 
 class FetchError(Exception):
     """The registry could not give us what we asked for; the message says why (never a credential)."""
+
+
+class AccessDeniedError(FetchError):
+    """The registry or its token server refused us (credentials missing or wrong, or no access)."""
+
+
+class NotFoundError(FetchError):
+    """The registry has no such manifest or blob (HTTP 404)."""
 
 
 class _Retry(Exception):
@@ -68,7 +78,7 @@ class RegistryClient:
         self.registry = registry
         self.base = f"{'http' if insecure or is_loopback(registry) else 'https'}://{registry}"
         self._session = session
-        self._basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if username else ""
+        self._basic = basic_header(username, password) if username else ""
         self._challenge: str | None = None
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self.retries, self.backoff = retries, backoff
@@ -97,9 +107,26 @@ class RegistryClient:
                 await self._stream(repo, desc, f.write)
         await self._retrying(attempt)
 
+    @asynccontextmanager
+    async def blob_stream(self, repo: str, digest: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """(Content-Length, chunks) of a blob, not verified: for callers that hash what they keep.
+
+        Getting the response is retried; a body that breaks off raises aiohttp's error to the caller.
+        """
+        async with await self._retrying(lambda: self._blob_response(repo, digest)) as resp:
+            yield resp.content_length, resp.content.iter_chunked(CHUNK)
+
+    def forget_credentials(self) -> None:
+        """Drop the credentials and every cached token (the client is anonymous afterwards)."""
+        self._basic = ""
+        self._tokens.clear()
+
+    async def _blob_response(self, repo: str, digest: str) -> aiohttp.ClientResponse:
+        return await self._get(repo, f"/v2/{repo}/blobs/{digest}", {}, f"blob {digest}")
+
     async def _stream(self, repo: str, desc: Descriptor, write: Callable[[bytes], object]) -> None:
         digest, size = hashlib.sha256(), 0
-        async with await self._get(repo, f"/v2/{repo}/blobs/{desc.digest}", {}, f"blob {desc.digest}") as resp:
+        async with await self._blob_response(repo, desc.digest) as resp:
             try:
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     size += len(chunk)
@@ -138,13 +165,13 @@ class RegistryClient:
                 continue
             if resp.status in (401, 403):
                 how = "with the given credentials" if self._basic else "without credentials"
-                raise FetchError(f"registry {self.registry} denied access to {repo} {how}")
+                raise AccessDeniedError(f"registry {self.registry} denied access to {repo} {how}")
             if resp.status in RETRY_STATUS:
                 retry_after = resp.headers.get("Retry-After", "")
                 raise _Retry(f"registry {self.registry} answered {resp.status} for {what}",
                              min(float(retry_after), 10.0) if retry_after.isdigit() else None)
             if resp.status == 404:
-                raise FetchError(f"{what} not found in {self.registry}/{repo}")
+                raise NotFoundError(f"{what} not found in {self.registry}/{repo}")
             raise FetchError(f"registry {self.registry} answered {resp.status} for {what}")
         raise AssertionError("unreachable")
 
@@ -173,7 +200,7 @@ class RegistryClient:
         params = dict(CHALLENGE_PARAM.findall(self._challenge or ""))
         if scheme.lower() == "basic":
             if not self._basic:
-                raise FetchError(f"registry {self.registry} requires credentials")
+                raise AccessDeniedError(f"registry {self.registry} requires credentials")
             return self._basic
         if scheme.lower() != "bearer":
             return ""
@@ -208,7 +235,7 @@ class RegistryClient:
                 async with self._session.get(realm, params=query, headers=headers) as resp:
                     if resp.status in (401, 403):
                         why = "rejected the credentials" if self._basic else "requires credentials"
-                        raise FetchError(f"the token server of {self.registry} {why}")
+                        raise AccessDeniedError(f"the token server of {self.registry} {why}")
                     if resp.status in RETRY_STATUS:
                         raise _Retry(f"the token server of {self.registry} answered {resp.status}")
                     if resp.status != 200:
@@ -224,6 +251,11 @@ class RegistryClient:
             expires = body.get("expires_in")
             return token, expires if isinstance(expires, int) else 60
         return await self._retrying(attempt)
+
+
+def basic_header(username: str, password: str) -> str:
+    """An `Authorization: Basic …` value."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def new_session(timeout: float = 30.0) -> aiohttp.ClientSession:

@@ -64,7 +64,7 @@ async def stage_request(args: argparse.Namespace, password: str | None) -> int:
     import aiohttp
 
     body = {"ref": args.ref, **({"username": args.username, "password": password} if args.username else {})}
-    from registry_cache.upstream import basic_header
+    from images.registry import basic_header
 
     password_env = os.environ.get("TRELLIS_CACHE_PASSWORD", "")
     headers = {"Authorization": basic_header(args.cache_user, password_env)} if args.cache_user else {}
