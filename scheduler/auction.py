@@ -159,10 +159,10 @@ class AuctionResult:
     failed_lrps: list[Failure] = field(default_factory=list)
     failed_tasks: list[Failure] = field(default_factory=list)
 
-    def winner(self, start: LRPStart | TaskStart) -> str | None:
-        """The cell a start was placed on (None if it failed); a linear search, for tests and tools."""
+    def winner_of(self, identifier: str) -> str | None:
+        """The cell that won the start "process_guid.index" or task_guid (None if it failed); a linear search."""
         for cell_id, work in self.works.items():
-            if any(s is start for s in work.lrps) or any(s is start for s in work.tasks):
+            if any(s.identifier == identifier for s in work.lrps + work.tasks):
                 return cell_id
         return None
 
