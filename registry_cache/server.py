@@ -1,27 +1,56 @@
-"""The cache's HTTP API: OCI distribution pulls, the Docker token endpoint, staging, pins and GC."""
+"""The cache's HTTP API: OCI distribution pulls, the Docker token endpoint, staging, pins and GC.
+
+Errors follow the distribution spec: a manifest reference that is no tag or valid digest names no manifest
+(404 MANIFEST_UNKNOWN); a blob URL whose `<digest>` is no digest names no blob (404), a malformed digest is
+400 DIGEST_INVALID. Registry writes (manifest PUT and DELETE, blob DELETE, uploads) are checked as a registry
+checks them (NAME_INVALID, TAG_INVALID, DIGEST_INVALID, MANIFEST_INVALID, NAME_UNKNOWN) and then refused:
+403 DENIED without the permission the write would take, else 405 UNSUPPORTED (the cache is filled by staging).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from aiohttp import web
 
+from images.manifest import MAX_DOCUMENT, ManifestError
+from images.manifest import load as parse_manifest
 from registry_cache import gc
-from registry_cache.auth import Authenticator
-from registry_cache.errors import RegistryError, blob_unknown, manifest_unknown, name_unknown
+from registry_cache.auth import Authenticator, Identity
+from registry_cache.errors import (
+    RegistryError,
+    blob_unknown,
+    digest_invalid,
+    manifest_invalid,
+    manifest_unknown,
+    method_unsupported,
+    name_unknown,
+    unsupported_endpoint,
+    upload_unknown,
+)
 from registry_cache.pins import PinStore
 from registry_cache.pullthrough import PullThrough
-from registry_cache.reference import check_digest, check_name, check_reference, is_digest
+from registry_cache.reference import (
+    blob_digest,
+    check_digest,
+    check_name,
+    is_digest,
+    manifest_reference,
+    push_reference,
+)
 from registry_cache.staging import Stager
 from registry_cache.store import Store
 
 log = logging.getLogger("registry_cache")
 API_HEADERS = {"Docker-Distribution-Api-Version": "registry/2.0"}
 NAME = "{name:.+}"  # validated by check_name so bad names get NAME_INVALID
+READ_ONLY = "GET, HEAD"  # the methods every registry resource of the cache allows
 
 
 @dataclass
@@ -57,10 +86,10 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     except RegistryError as exc:
         return json_error(exc)
     except web.HTTPNotFound:
-        return json_error(RegistryError(404, "NOT_FOUND", "no such endpoint", {"path": request.path}))
-    except web.HTTPMethodNotAllowed:
-        return json_error(RegistryError(405, "UNSUPPORTED", "the cache is read-only; push is not supported",
-                                        {"method": request.method}))
+        return json_error(unsupported_endpoint(request.path))
+    except web.HTTPMethodNotAllowed as exc:
+        allow = READ_ONLY if request.path.startswith("/v2/") else exc.headers["Allow"]
+        return json_error(method_unsupported(request.method, allow))
     resp.headers.update(API_HEADERS)
     return resp
 
@@ -85,6 +114,8 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def resolve_manifest(cache: Cache, name: str, ref: str) -> tuple[bytes, str, str]:
+    if ":" in ref and not is_digest(ref):
+        raise manifest_unknown(name, ref, "the cache holds sha256 content only")
     digest = ref if is_digest(ref) else cache.pins.resolve(name, ref)
     if digest and (cache.pins.serves(name, digest) or (cache.pull_through and cache.pull_through.serves(
             name, digest))) and (stored := cache.store.manifest(digest)):
@@ -103,7 +134,8 @@ def accepts(request: web.Request, media_type: str) -> bool:
 async def manifest(request: web.Request) -> web.Response:
     cache = cache_of(request)
     cache.auth.require(request, "pull")
-    name, ref = check_name(request.match_info["name"]), check_reference(request.match_info["ref"])
+    name = check_name(request.match_info["name"])
+    ref = manifest_reference(name, request.match_info["ref"])
     raw, media_type, digest = await resolve_manifest(cache, name, ref)
     if not is_digest(ref) and not accepts(request, media_type):
         raise RegistryError(404, "MANIFEST_UNKNOWN", f"manifest is {media_type}, which the Accept header "
@@ -118,7 +150,9 @@ async def manifest(request: web.Request) -> web.Response:
 async def blob(request: web.Request) -> web.StreamResponse:
     cache = cache_of(request)
     cache.auth.require(request, "pull")
-    name, digest = check_name(request.match_info["name"]), check_digest(request.match_info["digest"])
+    name, digest = check_name(request.match_info["name"]), blob_digest(request.match_info["digest"])
+    if not is_digest(digest):
+        raise blob_unknown(digest, "the cache holds sha256 content only")
     headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                "Accept-Ranges": "bytes", "Etag": f'"{digest}"'}
     pinned = cache.pins.serves(name, digest)
@@ -212,12 +246,90 @@ async def stage(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def unsupported(request: web.Request) -> web.Response:
-    """Anything else under /v2/: push and delete are refused, unknown reads are 404."""
-    if request.method in ("GET", "HEAD"):
-        raise RegistryError(404, "NOT_FOUND", "no such endpoint", {"path": request.path})
-    raise RegistryError(405, "UNSUPPORTED", "the cache is read-only; push and delete are not supported",
-                        {"method": request.method})
+@dataclass(frozen=True)
+class Write:
+    """A registry write the cache refuses: the permission it would take, and what to do instead."""
+
+    perm: str
+    what: str
+    instead: str
+
+
+PUSH = Write("stage", "push", "the cache takes no pushes through the registry API; stage images with POST /stage")
+DELETE = Write("admin", "delete", "the cache deletes nothing through the registry API; unpin with "
+               "DELETE /pins/<id>, then POST /gc")
+
+
+def refuse(cache: Cache, who: Identity, name: str, write: Write, allow: str = READ_ONLY) -> NoReturn:
+    """The answer to a well-formed write: NAME_UNKNOWN, DENIED without the permission, else UNSUPPORTED."""
+    if cache.pull_through is None and not cache.pins.has_name(name):
+        raise name_unknown(name)
+    if write.perm not in who.perms:
+        raise RegistryError(403, "DENIED", f"{who.name} may not {write.what}: the cache is pull-only",
+                            {"name": name})
+    raise RegistryError(405, "UNSUPPORTED", write.instead, {"name": name}, {"Allow": allow})
+
+
+async def read_manifest(request: web.Request) -> bytes:
+    """A pushed manifest's bytes, at most MAX_DOCUMENT (413 MANIFEST_INVALID beyond)."""
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_DOCUMENT:
+            raise manifest_invalid(f"larger than {MAX_DOCUMENT} bytes", 413)
+    return bytes(body)
+
+
+async def push_manifest(request: web.Request) -> web.Response:
+    """PUT /v2/<name>/manifests/<ref>: checked as a registry checks a push, then refused."""
+    cache = cache_of(request)
+    who = cache.auth.require(request, "pull")
+    name, ref = check_name(request.match_info["name"]), push_reference(request.match_info["ref"])
+    raw = await read_manifest(request)
+    try:
+        parse_manifest(raw, request.headers.get("Content-Type", ""))
+    except ManifestError as exc:
+        raise manifest_invalid(str(exc)) from None
+    if ":" in ref:
+        algorithm = ref.split(":", 1)[0]
+        if (actual := f"{algorithm}:{hashlib.new(algorithm, raw).hexdigest()}") != ref:
+            raise digest_invalid(ref, f"the manifest's digest is {actual}")
+    refuse(cache, who, name, PUSH)
+
+
+async def delete_manifest(request: web.Request) -> web.Response:
+    cache = cache_of(request)
+    who = cache.auth.require(request, "pull")
+    name = check_name(request.match_info["name"])
+    manifest_reference(name, request.match_info["ref"])
+    refuse(cache, who, name, DELETE)
+
+
+async def delete_blob(request: web.Request) -> web.Response:
+    cache = cache_of(request)
+    who = cache.auth.require(request, "pull")
+    name = check_name(request.match_info["name"])
+    blob_digest(request.match_info["digest"])
+    refuse(cache, who, name, DELETE)
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    """POST /v2/<name>/blobs/uploads/ (plain, `?digest=` or `?mount=&from=`): checked, then refused."""
+    cache = cache_of(request)
+    who = cache.auth.require(request, "pull")
+    name = check_name(request.match_info["name"])
+    for param in ("digest", "mount"):
+        if param in request.query:
+            check_digest(request.query[param])
+    if "from" in request.query:
+        check_name(request.query["from"])
+    refuse(cache, who, name, PUSH, allow="")
+
+
+async def upload_session(request: web.Request) -> web.Response:
+    """Any request to an upload location: the cache never starts an upload, so none is known."""
+    cache_of(request).auth.require(request, "pull")
+    raise upload_unknown(check_name(request.match_info["name"]))
 
 
 def result_of(pin, host: str) -> dict:
@@ -264,9 +376,13 @@ def make_app(config: CacheConfig) -> web.Application:
     r.add_get("/v2/", base)
     r.add_get("/token", token)
     r.add_get(f"/v2/{NAME}/manifests/{{ref}}", manifest)
+    r.add_put(f"/v2/{NAME}/manifests/{{ref}}", push_manifest)
+    r.add_delete(f"/v2/{NAME}/manifests/{{ref}}", delete_manifest)
     r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blob)
-    r.add_get(f"/v2/{NAME}/tags/list", tags_list, allow_head=False)
-    r.add_route("*", "/v2/{tail:.*}", unsupported)
+    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", delete_blob)
+    r.add_post(f"/v2/{NAME}/blobs/uploads/", start_upload)
+    r.add_route("*", f"/v2/{NAME}/blobs/uploads/{{session:.*}}", upload_session)
+    r.add_get(f"/v2/{NAME}/tags/list", tags_list)
     r.add_post("/stage", stage)
     r.add_get("/pins", list_pins)
     r.add_delete("/pins/{id}", unpin)
